@@ -1,0 +1,77 @@
+"""The batch type every model takes: plain named tensors with documented shapes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from .inputs import ModelInputs
+
+
+class BatchShapeError(ValueError):
+    """A batch does not match the ModelInputs the model was built for."""
+
+
+@dataclass
+class CTRBatch:
+    """One mini-batch of B impressions with history length L and MOON dimension D.
+
+    sparse    name -> int64 [B]      categorical ids (user_id, item_id, gender, ...); 0 = padding/unknown
+    dense     name -> float32 [B]    numeric features
+    hist      name -> int64 [B, L]   sequence fields (hist_item_id, hist_<attr>); 0 = padding
+    hist_len  int64 [B]              number of valid history positions (left-aligned, oldest first)
+    item_emb  float32 [B, D] | None  frozen MOON embedding of the target item (zeros if unknown)
+    hist_emb  float32 [B, L, D] | None  MOON embeddings of the history items
+    label     float32 [B] | None
+    """
+
+    sparse: dict[str, torch.Tensor]
+    hist_len: torch.Tensor
+    dense: dict[str, torch.Tensor] = field(default_factory=dict)
+    hist: dict[str, torch.Tensor] = field(default_factory=dict)
+    item_emb: torch.Tensor | None = None
+    hist_emb: torch.Tensor | None = None
+    label: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.hist_len.shape[0])
+
+    def to(self, device) -> "CTRBatch":
+        def move(v):
+            if v is None:
+                return None
+            if isinstance(v, dict):
+                return {k: t.to(device) for k, t in v.items()}
+            return v.to(device)
+
+        return CTRBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def validate(self, inputs: ModelInputs) -> None:
+        """Raise BatchShapeError naming the first field that does not match `inputs`."""
+        b = self.size
+        for f in inputs.sparse:
+            t = self.sparse.get(f.name)
+            if t is None:
+                raise BatchShapeError(f"batch lacks sparse field {f.name!r}")
+            if t.shape != (b,):
+                raise BatchShapeError(f"sparse field {f.name!r} has shape {tuple(t.shape)}, expected ({b},)")
+        for name in inputs.dense:
+            t = self.dense.get(name)
+            if t is None or t.shape != (b,):
+                raise BatchShapeError(f"dense field {name!r} missing or not of shape ({b},)")
+        for s in inputs.sequences:
+            t = self.hist.get(s.name)
+            if t is None:
+                raise BatchShapeError(f"batch lacks sequence field {s.name!r}")
+            if t.dim() != 2 or t.shape[0] != b or t.shape[1] > inputs.max_len:
+                raise BatchShapeError(
+                    f"sequence field {s.name!r} has shape {tuple(t.shape)}, expected ({b}, <= {inputs.max_len})")
+        if inputs.moon_dim is not None:
+            for name in ("item_emb", "hist_emb"):
+                t = getattr(self, name)
+                if t is None:
+                    raise BatchShapeError(f"model uses MOON embeddings (d={inputs.moon_dim}) but batch.{name} is None")
+                if t.shape[-1] != inputs.moon_dim:
+                    raise BatchShapeError(
+                        f"batch.{name} has dimension {t.shape[-1]}, the model was trained with d={inputs.moon_dim}")
