@@ -61,8 +61,19 @@ class Dataset:
         return self.root / image_path
 
 
+def to_microseconds(df: pd.DataFrame) -> pd.DataFrame:
+    """Store timezone-aware timestamps as microseconds: DuckDB (Feast's offline store) cannot
+    cast nanosecond TIMESTAMPTZ columns."""
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.DatetimeTZDtype) and df[col].dtype.unit != "us":
+            df[col] = df[col].dt.as_unit("us")
+    return df
+
+
 def save_dataset(ds: Dataset, root: str | Path | None = None) -> Path:
     root = Path(root or ds.root)
+    for table in (ds.items, ds.users, ds.interactions):
+        to_microseconds(table)
     root.mkdir(parents=True, exist_ok=True)
     (root / META_FILE).write_text(ds.meta.to_json())
     ds.items.to_parquet(root / ITEMS_FILE, index=False)

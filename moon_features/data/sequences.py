@@ -1,0 +1,78 @@
+"""Point-in-time-correct behaviour sequences.
+
+The table has one row per (user, distinct event time t) holding the user's last L positive
+items strictly before t (oldest first), plus one closing row per user just after their last
+event holding everything: the latest state, which is what the online store serves. A Feast
+as-of join of an entity row (user, t) picks the row at t, so the current event and later ones
+never leak into it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+SEQUENCE_COLUMNS = ("user_id", "event_timestamp", "hist_item_ids", "hist_len")
+CLOSING_ROW_DELAY = pd.Timedelta(microseconds=1)
+
+
+def _ragged_take(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate values[s:s+n] for every (s, n) without a Python loop; returns (flat, offsets)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    flat_idx = starts[row_of] + (np.arange(offsets[-1]) - offsets[row_of])
+    return values[flat_idx], offsets
+
+
+def build_sequences(interactions: pd.DataFrame, max_len: int = 50) -> pd.DataFrame:
+    """Behaviour-sequence table from interactions (user_id, item_id, event_timestamp, label).
+
+    Ties (several events at the same time) are ordered by item_id, and none of them sees another.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    df = interactions[["user_id", "item_id", "event_timestamp", "label"]]
+    df = df.sort_values(["user_id", "event_timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    users = df["user_id"].to_numpy()
+    times = df["event_timestamp"].to_numpy()
+    positive = df["label"].to_numpy() == 1
+
+    # Positives of all users in (user, time, item) order; each user's block is contiguous.
+    pos_items = df["item_id"].to_numpy()[positive]
+    pos_users = users[positive]
+    pos_times = times[positive]
+
+    # One row per distinct (user, time), plus the closing row per user.
+    key = pd.DataFrame({"user_id": users, "event_timestamp": df["event_timestamp"]}).drop_duplicates()
+    last = key.groupby("user_id", sort=True)["event_timestamp"].max() + CLOSING_ROW_DELAY
+    rows = pd.concat([key, last.reset_index()], ignore_index=True)
+    rows = rows.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    row_users = rows["user_id"].to_numpy()
+    row_times = rows["event_timestamp"].to_numpy()
+
+    # Positives strictly before t = positives whose (user, time) sorts before (row user, t).
+    # Both tables are sorted by (user, time); a dense int64 key makes that one searchsorted.
+    user_start = np.searchsorted(pos_users, row_users, side="left")
+    user_end = np.searchsorted(pos_users, row_users, side="right")
+    uniq_times, time_rank = np.unique(np.concatenate([pos_times, row_times]), return_inverse=True)
+    stride = np.int64(len(uniq_times) + 1)
+    pos_key = pos_users.astype(np.int64) * stride + time_rank[: len(pos_times)]
+    row_key = row_users.astype(np.int64) * stride + time_rank[len(pos_times):]
+    before = np.searchsorted(pos_key, row_key, side="left") - user_start
+    before = np.clip(before, 0, user_end - user_start)
+    lengths = np.minimum(before, max_len)
+    starts = user_start + before - lengths
+    flat, offsets = _ragged_take(pos_items, starts, lengths)
+    rows["hist_item_ids"] = pd.Series(
+        pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.int64())).to_pylist())
+    rows["hist_len"] = lengths.astype(np.int64)
+    return rows[list(SEQUENCE_COLUMNS)]
+
+
+def sequence_as_of(sequences: pd.DataFrame, user_id: int, when: pd.Timestamp) -> list[int]:
+    """The history a point-in-time join returns for (user, when): the latest row at or before it."""
+    rows = sequences[(sequences["user_id"] == user_id) & (sequences["event_timestamp"] <= when)]
+    if rows.empty:
+        return []
+    return list(rows.sort_values("event_timestamp").iloc[-1]["hist_item_ids"])

@@ -1,0 +1,190 @@
+"""The feature spec: the one source of truth for features.
+
+From a FeatureSpec come the Feast schema (moon_features.store.definitions), the source tables
+(moon_features.store.sources), the model's inputs (`model_inputs()`) and the batch layout.
+A model artifact records the spec it was trained with; `check_compatible` refuses another.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ctr_models.inputs import ModelInputs, SequenceField, SparseField
+
+ITEM_PROFILE_VIEW = "item_profile"
+USER_PROFILE_VIEW = "user_profile"
+SEQUENCE_VIEW = "user_behavior_sequence"
+SEQUENCE_PUSH_SOURCE = "user_behavior_push"
+EMBEDDING_FIELD = "embedding"
+SUPPORTED_EMBEDDING_DIMS = (16, 32, 64, 128, 256, 384, 512, 768)
+
+
+class SpecMismatchError(ValueError):
+    """Two specs (e.g. a model artifact's and a feature store's) disagree."""
+
+
+def embedding_view_name(version: int) -> str:
+    return f"item_moon_embedding_v{version}"
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A string-valued attribute stored in Feast as Int64 codes: vocabulary[i] -> i + 1; 0 = unknown."""
+
+    name: str
+    vocabulary: tuple[str, ...]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary) + 1
+
+    def encode(self, values) -> np.ndarray:
+        codes = pd.Categorical(pd.Series(values).astype(str), categories=list(self.vocabulary)).codes
+        return (codes.astype(np.int64) + 1)  # unseen values get code -1 -> 0
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    version: int
+    dim: int
+
+    def __post_init__(self):
+        if self.version < 1:
+            raise ValueError(f"embedding version must be >= 1, got {self.version}")
+        if self.dim not in SUPPORTED_EMBEDDING_DIMS:
+            raise ValueError(f"embedding dim {self.dim} unsupported; choose one of {SUPPORTED_EMBEDDING_DIMS}")
+
+    @property
+    def view_name(self) -> str:
+        return embedding_view_name(self.version)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    max_user_id: int
+    max_item_id: int
+    user_categorical: tuple[CategoricalFeature, ...] = ()
+    item_categorical: tuple[CategoricalFeature, ...] = ()
+    user_dense: tuple[str, ...] = ()
+    item_dense: tuple[str, ...] = ()
+    max_len: int = 50
+    sequence_attribute: str | None = None  # item attribute attached to every history item
+    embedding: EmbeddingSpec | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    # --- derived names --------------------------------------------------------------
+    @property
+    def feature_service_name(self) -> str:
+        suffix = f"_moon_v{self.embedding.version}" if self.embedding else "_ids"
+        return f"ctr_{self.name}{suffix}".replace("-", "_")
+
+    def feature_refs(self) -> list[str]:
+        """Feature references `view:feature` that a training row / online request needs."""
+        refs = [f"{USER_PROFILE_VIEW}:{f.name}" for f in self.user_categorical]
+        refs += [f"{USER_PROFILE_VIEW}:{n}" for n in self.user_dense]
+        refs += [f"{ITEM_PROFILE_VIEW}:{f.name}" for f in self.item_categorical]
+        refs += [f"{ITEM_PROFILE_VIEW}:{n}" for n in self.item_dense]
+        refs += [f"{SEQUENCE_VIEW}:hist_item_ids", f"{SEQUENCE_VIEW}:hist_len"]
+        if self.embedding:
+            refs.append(f"{self.embedding.view_name}:{EMBEDDING_FIELD}")
+        return refs
+
+    def item_feature(self, name: str) -> CategoricalFeature:
+        for f in self.item_categorical:
+            if f.name == name:
+                return f
+        raise KeyError(f"no item categorical feature {name!r}")
+
+    def model_inputs(self, use_moon: bool = True) -> ModelInputs:
+        sparse = [SparseField("user_id", self.max_user_id + 1, "user"),
+                  SparseField("item_id", self.max_item_id + 1, "item")]
+        sparse += [SparseField(f.name, f.vocab_size, "user") for f in self.user_categorical]
+        sparse += [SparseField(f.name, f.vocab_size, "item") for f in self.item_categorical]
+        sequences = [SequenceField("hist_item_id", "item_id")]
+        if self.sequence_attribute:
+            sequences.append(SequenceField(f"hist_{self.sequence_attribute}", self.sequence_attribute))
+        return ModelInputs(
+            sparse=tuple(sparse),
+            dense=tuple(self.user_dense) + tuple(self.item_dense),
+            sequences=tuple(sequences),
+            max_len=self.max_len,
+            moon_dim=self.embedding.dim if (use_moon and self.embedding) else None,
+        )
+
+    def with_embedding(self, embedding: EmbeddingSpec | None) -> "FeatureSpec":
+        d = self.to_dict()
+        d["embedding"] = asdict(embedding) if embedding else None
+        return FeatureSpec.from_dict(d)
+
+    # --- persistence ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        d = dict(d)
+        d["user_categorical"] = tuple(CategoricalFeature(f["name"], tuple(f["vocabulary"]))
+                                      for f in d.get("user_categorical", ()))
+        d["item_categorical"] = tuple(CategoricalFeature(f["name"], tuple(f["vocabulary"]))
+                                      for f in d.get("item_categorical", ()))
+        d["user_dense"] = tuple(d.get("user_dense", ()))
+        d["item_dense"] = tuple(d.get("item_dense", ()))
+        d["embedding"] = EmbeddingSpec(**d["embedding"]) if d.get("embedding") else None
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureSpec":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def fingerprint(self) -> str:
+        d = self.to_dict()
+        d.pop("extra", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def check_compatible(self, other: "FeatureSpec", what: str = "feature store") -> None:
+        """Raise SpecMismatchError naming the first difference between self (the model's) and other."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        for key in mine:
+            if key != "extra" and mine[key] != theirs.get(key):
+                raise SpecMismatchError(
+                    f"the model was trained with {key}={_short(mine[key])} but the {what} has "
+                    f"{key}={_short(theirs.get(key))}; retrain, or point at the store the model was trained on")
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dataset(cls, ds, max_len: int = 50, embedding: EmbeddingSpec | None = None,
+                     max_user_id: int | None = None, max_item_id: int | None = None) -> "FeatureSpec":
+        """Vocabularies from the data; id ranges leave room for ids yet to come if given."""
+        meta = ds.meta
+
+        def vocab(df, col):
+            return CategoricalFeature(col, tuple(sorted(df[col].dropna().astype(str).unique())))
+
+        return cls(
+            name=meta.name,
+            max_user_id=int(max_user_id or ds.users["user_id"].max()),
+            max_item_id=int(max_item_id or ds.items["item_id"].max()),
+            user_categorical=tuple(vocab(ds.users, c) for c in meta.user_categorical),
+            item_categorical=tuple(vocab(ds.items, c) for c in meta.item_categorical),
+            user_dense=tuple(meta.user_dense),
+            item_dense=tuple(meta.item_dense),
+            max_len=max_len,
+            sequence_attribute=meta.sequence_attribute,
+            embedding=embedding,
+        )
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,99 @@
+"""A moon-features Feast repository on disk: config, spec, sources, and applying it.
+
+Layout (the one in feature_repo/, and the one temporary repos in tests get)::
+
+    <repo>/feature_store.yaml   online/offline store configuration
+    <repo>/features.py          thin: exposes moon_features.store.definitions.repo_objects
+    <repo>/spec.json            the FeatureSpec (written by `moon-features features build`)
+    <repo>/data/*.parquet       offline sources, one per feature view; registry and SQLite db
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from feast import FeatureStore
+
+from ..spec import FeatureSpec
+
+SPEC_FILE = "spec.json"
+DATA_DIR = "data"
+CONFIG_FILE = "feature_store.yaml"
+
+FEATURES_PY = '''"""Feast definitions for moon-features: derived from spec.json, see moon_features.store.definitions."""
+from pathlib import Path
+
+from moon_features.store.definitions import repo_objects
+
+globals().update(repo_objects(Path(__file__).resolve().parent))
+'''
+
+
+class RepoNotReadyError(RuntimeError):
+    """The feature repository lacks its spec or sources; the message says which command makes them."""
+
+
+def sqlite_config(project: str) -> str:
+    return f"""project: {project}
+provider: local
+registry: {DATA_DIR}/registry.db
+online_store:
+  type: sqlite
+  path: {DATA_DIR}/online.db
+offline_store:
+  type: duckdb
+entity_key_serialization_version: 3
+"""
+
+
+def redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}") -> str:
+    return f"""project: {project}
+provider: local
+registry: {DATA_DIR}/registry.db
+online_store:
+  type: redis
+  connection_string: "{connection_string}"
+offline_store:
+  type: duckdb
+entity_key_serialization_version: 3
+"""
+
+
+def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str = "sqlite",
+              redis_connection: str | None = None) -> Path:
+    """Create (or refresh the config of) a repository; sources are written separately."""
+    repo_dir = Path(repo_dir)
+    (repo_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    if online == "sqlite":
+        config = sqlite_config(project)
+    elif online == "redis":
+        config = redis_config(project, redis_connection or "${MOON_REDIS_URL}")
+    else:
+        raise ValueError(f"online store must be 'sqlite' or 'redis', got {online!r}")
+    (repo_dir / CONFIG_FILE).write_text(config)
+    if not (repo_dir / "features.py").exists():
+        (repo_dir / "features.py").write_text(FEATURES_PY)
+    return repo_dir
+
+
+def load_spec(repo_dir: str | Path) -> FeatureSpec:
+    path = Path(repo_dir) / SPEC_FILE
+    if not path.exists():
+        raise RepoNotReadyError(f"{path} does not exist: run `moon-features features build --repo {repo_dir}`")
+    return FeatureSpec.load(path)
+
+
+def apply_repo(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:
+    """The programmatic `feast apply`: register every object of the repo and return the store."""
+    from .definitions import repo_objects
+
+    repo_dir = Path(repo_dir)
+    store = open_store(repo_dir, config_file)
+    store.apply(list(repo_objects(repo_dir).values()))
+    return store
+
+
+def open_store(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:
+    repo_dir = Path(repo_dir)
+    if config_file:
+        return FeatureStore(repo_path=str(repo_dir), fs_yaml_file=Path(config_file))
+    return FeatureStore(repo_path=str(repo_dir))
