@@ -1,0 +1,87 @@
+"""save_pretrained / from_pretrained: a folder with everything needed to use a trained model.
+
+    <dir>/config.json   {"format_version", "model_type", "config", "inputs", "extra", "metrics"}
+    <dir>/model.pt      the state dict
+
+`inputs` is the ModelInputs the model was trained with; `extra` is opaque to ctr_models (the
+caller records e.g. the Feast feature service and the embedding version there). Loading it
+against different inputs is a SpecMismatchError, not a silent shape error at scoring time.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .deepfm import DeepFM
+from .din import DIN
+from .inputs import ModelInputs
+
+FORMAT_VERSION = 1
+MODEL_TYPES: dict[str, type[nn.Module]] = {"din": DIN, "deepfm": DeepFM}
+
+
+class ArtifactError(ValueError):
+    """The artifact folder is missing, incomplete or of an unknown format / model type."""
+
+
+class SpecMismatchError(ValueError):
+    """The artifact was trained with different ModelInputs than the ones it is loaded against."""
+
+
+@dataclass
+class ModelArtifact:
+    model: nn.Module
+    inputs: ModelInputs
+    extra: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def save_pretrained(model: nn.Module, path: str | Path, extra: dict | None = None,
+                    metrics: dict | None = None) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model_type = model.config.model_type
+    if MODEL_TYPES.get(model_type) is not type(model):
+        raise ArtifactError(f"cannot save {type(model).__name__}: model_type {model_type!r} is not registered")
+    meta = {"format_version": FORMAT_VERSION, "model_type": model_type, "config": model.config.to_dict(),
+            "inputs": model.inputs.to_dict(), "extra": extra or {}, "metrics": metrics or {}}
+    try:
+        text = json.dumps(meta, indent=2, sort_keys=True)
+    except TypeError as e:
+        raise ArtifactError(f"extra / metrics must be JSON-serialisable: {e}") from e
+    torch.save(model.state_dict(), path / "model.pt")
+    (path / "config.json").write_text(text)  # written last: its presence marks a complete artifact
+    return path
+
+
+def _diff(saved: ModelInputs, given: ModelInputs) -> str:
+    a, b = saved.to_dict(), given.to_dict()
+    return "; ".join(f"{k}: artifact has {a[k]!r}, given {b[k]!r}" for k in a if a[k] != b[k])
+
+
+def from_pretrained(path: str | Path, inputs: ModelInputs | None = None,
+                    map_location: str = "cpu") -> ModelArtifact:
+    """Load an artifact; with `inputs`, first check that they equal the recorded ones."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        raise ArtifactError(f"{path} is not a model artifact (no config.json); save one with save_pretrained")
+    meta = json.loads(cfg_file.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    cls = MODEL_TYPES.get(meta["model_type"])
+    if cls is None:
+        raise ArtifactError(f"unknown model_type {meta['model_type']!r}; known: {sorted(MODEL_TYPES)}")
+    saved = ModelInputs.from_dict(meta["inputs"])
+    if inputs is not None and inputs != saved:
+        raise SpecMismatchError(f"the model at {path} was trained with different inputs: {_diff(saved, inputs)}. "
+                                "Retrieve features with the feature service recorded in the artifact's extra "
+                                f"({meta.get('extra', {})}) or retrain.")
+    model = cls(cls.config_class.from_dict(meta["config"]), saved)
+    model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
+    model.eval()
+    return ModelArtifact(model=model, inputs=saved, extra=meta.get("extra", {}), metrics=meta.get("metrics", {}))

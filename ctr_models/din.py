@@ -1,0 +1,89 @@
+"""DIN: Deep Interest Network (Zhou et al., KDD 2018) with optional MOON embeddings.
+
+The target item and every history item are represented by the concatenation of their ID /
+attribute embeddings (the sequence fields, sharing the target fields' tables) and, if used, a
+trainable projection of their frozen MOON embeddings. Target attention pools the history into
+one interest vector; with MOON, the cosine similarities between the target's and the history's
+MOON embeddings also enter as a SimTier histogram and as a MUSE-style bias on the attention.
+A Dice MLP over [all field embeddings, interest, similarity histogram, dense] gives the logit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .batch import CTRBatch
+from .config import ConfigError, ModelConfig
+from .inputs import ModelInputs
+from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimTierHistogram, TargetAttention,
+                     cosine_similarity, length_mask)
+
+
+@dataclass
+class DINConfig(ModelConfig):
+    model_type = "din"
+
+    embed_dim: int = 16
+    use_item_id: bool = True          # ID embedding of target / history items
+    use_moon: bool = False            # frozen MOON embedding, projected
+    moon_proj_dim: int = 16
+    sim_histogram: bool = True        # SimTier features (only with use_moon)
+    sim_bins: int = 10
+    fuse_similarity: bool = True      # MUSE-style similarity bias on attention (only with use_moon)
+    attention_hidden: tuple[int, ...] = (64, 32)
+    attention_act: str = "dice"
+    attention_norm: str = "none"      # "none" (DIN paper) or "softmax"
+    dnn_hidden: tuple[int, ...] = (200, 80)
+    dnn_act: str = "dice"
+    dropout: float = 0.0
+    item_field: str = "item_id"
+    init_std: float = 1e-4
+
+
+class DIN(nn.Module):
+    config_class = DINConfig
+
+    def __init__(self, config: DINConfig, inputs: ModelInputs):
+        super().__init__()
+        if not inputs.sequences:
+            raise ConfigError("DIN needs at least one sequence field in ModelInputs.sequences")
+        self.config, self.inputs = config, inputs
+        self.embedding = FeatureEmbedding(
+            inputs, config.embed_dim, use_item_id=config.use_item_id, item_field=config.item_field,
+            moon_proj_dim=config.moon_proj_dim if config.use_moon else None, init_std=config.init_std)
+        if self.embedding.item_dim == 0:
+            raise ConfigError("DIN has no item representation: enable use_item_id, use_moon or add attribute sequences")
+        self.attention = TargetAttention(self.embedding.item_dim, config.attention_hidden,
+                                         config.attention_act, config.attention_norm)
+        self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
+        self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
+        width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim  # target side
+                 + self.embedding.item_dim                                               # interest
+                 + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
+                 + len(inputs.dense))
+        self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
+
+    def forward(self, batch: CTRBatch) -> torch.Tensor:
+        """-> logits [B]."""
+        batch.validate(self.inputs)
+        emb = self.embedding
+        sparse = emb.sparse(batch)
+        hist = emb.history(batch)
+        q, keys = emb.target_and_history(batch, sparse, hist)
+        mask = length_mask(batch.hist_len, keys.shape[1])
+
+        sim = None
+        if self.sim_hist is not None or self.fusion is not None:
+            sim = cosine_similarity(batch.item_emb, batch.hist_emb, mask)
+        interest = self.attention(q, keys, mask, self.fusion(sim) if self.fusion is not None else None)
+
+        parts = [sparse[n] for n in emb.fields]
+        if emb.moon is not None:
+            parts.append(q[:, q.shape[1] - emb.moon_dim:])  # projected MOON of the target
+        parts.append(interest)
+        if self.sim_hist is not None:
+            parts.append(self.sim_hist(sim, mask))
+        parts += [batch.dense[n].unsqueeze(1) for n in self.inputs.dense]
+        return self.dnn(torch.cat(parts, dim=1)).squeeze(1)

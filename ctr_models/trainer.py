@@ -1,0 +1,136 @@
+"""A generic fit / evaluate / predict loop for any model that maps a CTRBatch to logits [B].
+
+Early stopping on validation AUC (the metric the protocol selects epochs by), the best weights
+restored at the end, a checkpoint per epoch, seeded shuffling, tqdm progress and a one-line
+summary. The model computes logits; the loss and metrics live here, as in TF Recommenders.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import CTRData
+from .metrics import ctr_metrics
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch; call it before building the model so its init is seeded."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 5
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 2            # epochs without a better validation AUC before stopping
+    seed: int = 0
+    group_field: str | None = "user_id"  # GAUC groups; None = no GAUC
+    checkpoint_dir: str | None = None
+    progress: bool = True
+    num_threads: int | None = None
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+    best_epoch: int = 0
+    best_val: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Trainer:
+    def __init__(self, config: TrainerConfig | None = None):
+        self.config = config or TrainerConfig()
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+
+    # -- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model: nn.Module, data: CTRData) -> np.ndarray:
+        """Click probabilities [N] in the data's row order."""
+        model.eval()
+        out = [torch.sigmoid(model(b)) for b in data.batches(self.config.eval_batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+    def evaluate(self, model: nn.Module, data: CTRData) -> dict[str, float]:
+        p = self.predict(model, data)
+        g = self.config.group_field
+        groups = data.column(g) if g and g in data.arrays else None
+        return ctr_metrics(data.labels, p, groups)
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, model: nn.Module, train: CTRData, val: CTRData, name: str = "model") -> FitResult:
+        cfg = self.config
+        if "label" not in train.arrays or "label" not in val.arrays:
+            raise ValueError("fit needs a 'label' array in both train and validation data")
+        torch.manual_seed(cfg.seed)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = nn.BCEWithLogitsLoss()
+        ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+        if ckpt:
+            ckpt.mkdir(parents=True, exist_ok=True)
+        result = FitResult()
+        best_auc, best_state, since_best = -math.inf, None, 0
+        t_start = time.perf_counter()
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            total, seen = 0.0, 0
+            bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+                       total=train.num_batches(cfg.batch_size), disable=not cfg.progress,
+                       desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False)
+            for batch in bar:
+                loss = loss_fn(model(batch), batch.label)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch}; "
+                                             "lower the learning rate or check the inputs for NaN")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * batch.size
+                seen += batch.size
+                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            train_s = time.perf_counter() - t0
+            val_m = self.evaluate(model, val)
+            rec = {"epoch": epoch, "train_loss": total / max(seen, 1), "train_seconds": train_s,
+                   "train_samples_per_s": seen / train_s if train_s > 0 else float("nan"),
+                   **{f"val_{k}": v for k, v in val_m.items() if k != "n"}}
+            result.history.append(rec)
+            improved = val_m["auc"] > best_auc
+            if improved:
+                best_auc, since_best = val_m["auc"], 0
+                best_state = copy.deepcopy(model.state_dict())
+                result.best_epoch, result.best_val = epoch, val_m
+            else:
+                since_best += 1
+            if ckpt:
+                torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "history": result.history, "trainer": asdict(cfg)}, ckpt / "last.pt")
+                if improved:
+                    torch.save(best_state, ckpt / "best.pt")
+            if since_best >= cfg.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        result.seconds = time.perf_counter() - t_start
+        if cfg.progress:
+            n_ep = len(result.history)
+            print(f"{name}: best epoch {result.best_epoch}/{n_ep}, val AUC {best_auc:.4f}"
+                  f" GAUC {result.best_val.get('gauc', float('nan')):.4f}"
+                  f" logloss {result.best_val.get('logloss', float('nan')):.4f},"
+                  f" {result.seconds:.1f} s, {n_ep * len(train) / result.seconds:,.0f} samples/s incl. eval")
+        return result

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("deepctr_torch")
+from deepctr_torch.models import DIN as DeepCTRDIN  # noqa: E402
+from deepctr_torch.models import DeepFM as DeepCTRDeepFM  # noqa: E402
+
+from ctr_models import CTRData  # noqa: E402
+from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from moon_features.training.deepctr_adapter import (feature_columns, history_feature_list,  # noqa: E402
+                                                    to_deepctr_input)
+
+
+def test_deepctr_din_trains_one_step_from_a_ctr_batch():
+    inputs = tiny_inputs(moon_dim=4)
+    arrays, table = synthetic_ctr_arrays(inputs, 64, moon_dim=4)
+    arrays["item_id"][0] = 10_000  # unknown id must not crash deepctr's lookup
+    batch = CTRData(arrays, inputs, moon_table=table).batch(slice(0, 32))
+    cols = feature_columns(inputs, 4, include_moon=True)
+    model = DeepCTRDIN(cols, history_feature_list(inputs), dnn_hidden_units=(8,), att_hidden_size=(8,), seed=0)
+    x = to_deepctr_input(batch, inputs, include_moon=True)
+    assert x["item_id"][0] == 0 and x["hist_item_id"].shape == (32, inputs.max_len)
+    assert x["item_emb"].shape == (32, 4)
+    model.compile("adam", "binary_crossentropy")
+    before = [p.detach().clone() for p in model.parameters()]
+    model.fit(x, batch.label.numpy(), batch_size=32, epochs=1, verbose=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    p = model.predict(x, batch_size=32)
+    assert p.shape == (32, 1) and np.isfinite(p).all()
+
+
+def test_deepctr_deepfm_from_arrays_without_sequences():
+    inputs = tiny_inputs()
+    arrays, _ = synthetic_ctr_arrays(inputs, 16)
+    cols = feature_columns(inputs, 4, include_sequences=False)
+    model = DeepCTRDeepFM(cols, cols, dnn_hidden_units=(8,), seed=0)
+    p = model.predict(to_deepctr_input(arrays, inputs, include_sequences=False), batch_size=16)
+    assert p.shape == (16, 1)
