@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import MoonFeaturesError
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
 
 ITEM_PROFILE_VIEW = "item_profile"
@@ -24,7 +25,7 @@ EMBEDDING_FIELD = "embedding"
 SUPPORTED_EMBEDDING_DIMS = (16, 32, 64, 128, 256, 384, 512, 768)
 
 
-class SpecMismatchError(ValueError):
+class SpecMismatchError(MoonFeaturesError, ValueError):
     """Two specs (e.g. a model artifact's and a feature store's) disagree."""
 
 

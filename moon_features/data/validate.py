@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import MoonFeaturesError
 from .layout import INTERACTION_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, Dataset
 
 MAX_LISTED = 10  # how many offending ids an error message shows
 
 
-class DatasetError(ValueError):
+class DatasetError(MoonFeaturesError, ValueError):
     """The dataset breaks the layout; the message names the table, the column and the rows."""
 
 

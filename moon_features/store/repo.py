@@ -9,10 +9,12 @@ Layout (the one in feature_repo/, and the one temporary repos in tests get)::
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from feast import FeatureStore
 
+from ..errors import MoonFeaturesError
 from ..spec import FeatureSpec
 
 SPEC_FILE = "spec.json"
@@ -28,7 +30,7 @@ globals().update(repo_objects(Path(__file__).resolve().parent))
 '''
 
 
-class RepoNotReadyError(RuntimeError):
+class RepoNotReadyError(MoonFeaturesError, RuntimeError):
     """The feature repository lacks its spec or sources; the message says which command makes them."""
 
 
@@ -46,9 +48,10 @@ entity_key_serialization_version: 3
 
 
 def redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}") -> str:
+    # Its own registry file: materialization intervals are per online store.
     return f"""project: {project}
 provider: local
-registry: {DATA_DIR}/registry.db
+registry: {DATA_DIR}/registry_redis.db
 online_store:
   type: redis
   connection_string: "{connection_string}"
@@ -90,6 +93,12 @@ def apply_repo(repo_dir: str | Path, config_file: str | Path | None = None) -> F
     store = open_store(repo_dir, config_file)
     store.apply(list(repo_objects(repo_dir).values()))
     return store
+
+
+def materialize_all(store: FeatureStore, views: list[str] | None = None) -> None:
+    """`feast materialize` over all time: ttl=0 views would otherwise only look back one year."""
+    start = datetime(1970, 1, 2, tzinfo=timezone.utc)
+    store.materialize(start_date=start, end_date=datetime.now(timezone.utc), feature_views=views)
 
 
 def open_store(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:

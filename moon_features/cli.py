@@ -1,0 +1,126 @@
+"""The `moon-features` command. Each capability registers its own subcommands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import MoonFeaturesError
+
+
+def _data_generate(args) -> None:
+    from .data.synthetic import generate_shop
+
+    generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
+                  weeks=args.weeks, seed=args.seed, image_size=args.image_size)
+
+
+def _data_import_movielens(args) -> None:
+    from .data.movielens import import_movielens
+    from .data.validate import validate_dataset
+
+    ds = import_movielens(args.src, args.out)
+    print(f"imported MovieLens-100k -> {args.out}: {validate_dataset(ds, check_images=False).summary()}")
+
+
+def _data_validate(args) -> None:
+    from .data.layout import load_dataset
+    from .data.validate import validate_dataset
+
+    ds = load_dataset(args.data, validate=False)
+    report = validate_dataset(ds, check_images=not args.skip_images)
+    print(f"{args.data}: valid. {report.summary()}")
+    for item_id, reason in list(report.corrupt_images.items())[:20]:
+        print(f"  corrupt image for item {item_id}: {reason}")
+
+
+def _features_build(args) -> None:
+    from .features import build_feature_repo
+
+    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online)
+
+
+def _demo(args) -> None:
+    from .demo import run_demo
+
+    run_demo(workdir=Path(args.workdir), repo=Path(args.repo), n_items=args.items, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moon-features",
+                                     description="MOON-style multimodal item embeddings as Feast features for CTR models")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="create, import and validate datasets").add_subparsers(dest="data_command",
+                                                                                               required=True)
+    p = data.add_parser("generate", help="write a synthetic shop (rendered product images + click log)")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--users", type=int, default=None, help="default: items / 2")
+    p.add_argument("--impressions", type=int, default=40, help="mean impressions per user")
+    p.add_argument("--weeks", type=int, default=4)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_data_generate)
+
+    p = data.add_parser("import-movielens", help="import MovieLens-100k with posters")
+    p.add_argument("--src", default=None, help="folder with ml-100k.inter (default: $MOON_MOVIELENS_DIR or "
+                                               "../shared/data/movielens-100k)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_data_import_movielens)
+
+    p = data.add_parser("validate", help="check a dataset folder; errors name the rows")
+    p.add_argument("data")
+    p.add_argument("--skip-images", action="store_true", help="do not decode every image")
+    p.set_defaults(func=_data_validate)
+
+    features = sub.add_parser("features", help="feature repository").add_subparsers(dest="features_command",
+                                                                                     required=True)
+    p = features.add_parser("build", help="write spec.json and offline sources into a Feast repo, then apply it")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--repo", default="feature_repo")
+    p.add_argument("--max-len", type=int, default=50, help="behaviour sequence length L")
+    p.add_argument("--online", choices=["sqlite", "redis"], default=None,
+                   help="rewrite feature_store.yaml for this online store (default: keep it)")
+    p.set_defaults(func=_features_build)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")
+    p.add_argument("--workdir", default="runs/demo", help="where datasets, models and plots go")
+    p.add_argument("--repo", default="feature_repo", help="the Feast repo to fill")
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
+
+    for register in _plugin_registrars():
+        register(sub)
+    return parser
+
+
+def _plugin_registrars():
+    """Subcommands contributed by the capability packages."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MoonFeaturesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entry_point() -> None:
+    """Console-script entry: exit without interpreter finalisation, where DuckDB's bindings
+    would print pages of "leaked instance" noise after our last line."""
+    import os
+
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entry_point()

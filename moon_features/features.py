@@ -1,0 +1,34 @@
+"""Fill a Feast repository from a dataset: spec.json, offline sources, `feast apply`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from feast import FeatureStore
+
+from .data.layout import load_dataset
+from .spec import EmbeddingSpec, FeatureSpec
+from .store.definitions import embedding_sources_in
+from .store.repo import DATA_DIR, SPEC_FILE, apply_repo, init_repo
+from .store.sources import write_sources
+
+
+def build_feature_repo(data: str | Path, repo: str | Path, max_len: int = 50, online: str | None = None,
+                       embedding: EmbeddingSpec | None = None) -> tuple[FeatureSpec, FeatureStore]:
+    """Write the spec and the sources of `data` into `repo` and apply it.
+
+    The spec pins `embedding`, else the newest embedding version whose source is in <repo>/data.
+    """
+    repo = Path(repo)
+    if online or not (repo / "feature_store.yaml").exists():
+        init_repo(repo, online=online or "sqlite")
+    ds = load_dataset(data)
+    if embedding is None:
+        found = embedding_sources_in(repo / DATA_DIR)
+        embedding = found[-1] if found else None
+    spec = FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding)
+    spec.save(repo / SPEC_FILE)
+    paths = write_sources(ds, spec, repo / DATA_DIR)
+    store = apply_repo(repo)
+    print(f"feature repo {repo}: {len(paths)} sources written, spec {spec.fingerprint()} "
+          f"(embedding {embedding.view_name if embedding else 'none'}), applied")
+    return spec, store
