@@ -1,0 +1,197 @@
+"""A Redis client for the fast paths, built from the same feature_store.yaml section Feast reads.
+
+Feast's connection_string is ``host:port[,host:port...][,param=value...]`` (params are redis-py
+keyword arguments, e.g. ``db=3,password=...,ssl=true``) and ``redis_type`` picks plain Redis,
+Redis Cluster or Sentinel. `RedisTransport` sends many commands as one pre-packed RESP write and
+reads the replies straight from hiredis: one round trip, no per-command Python objects.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Iterable, Sequence
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import OnlineStoreUnavailableError
+
+try:  # the marker redis-py's hiredis reader returns when a reply is incomplete
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA
+except ImportError:  # pragma: no cover - other redis-py layouts fall back to read_response
+    NOT_ENOUGH_DATA = None
+
+# Without a connect timeout an unreachable host hangs for the OS default (minutes); a ranking
+# request would rather get a 503 quickly. A connection string may override both.
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_SOCKET_TIMEOUT_S = 10.0
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def parse_connection_string(connection_string: str) -> tuple[list[tuple[str, int]], dict]:
+    """Exactly Feast's parsing (RedisOnlineStore._parse_connection_string): nodes and kwargs."""
+    nodes, params = [], {}
+    for part in connection_string.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" in part:
+            key, value = part.split("=", 1)
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+            params[key] = value
+        else:
+            host, _, port = part.rpartition(":")
+            nodes.append((host or part, int(port) if port.isdigit() else 6379))
+    return nodes, params
+
+
+def _kind(online_config) -> str:
+    value = getattr(online_config, "redis_type", "redis")
+    return getattr(value, "value", value)
+
+
+def describe_address(online_config) -> str:
+    nodes, params = parse_connection_string(online_config.connection_string)
+    where = ",".join(f"{h}:{p}" for h, p in nodes) or online_config.connection_string
+    db = f"/{params['db']}" if "db" in params else ""
+    kind = _kind(online_config)
+    return f"{kind} {where}{db}" if kind != "redis" else f"{where}{db}"
+
+
+def unavailable(online_config, exc: BaseException) -> OnlineStoreUnavailableError:
+    address = describe_address(online_config)
+    return OnlineStoreUnavailableError(
+        f"Redis at {address} is unreachable ({exc.__class__.__name__}: {exc}). Start Redis or fix "
+        "online_store.connection_string in feature_store.yaml (MOON_REDIS_URL if it uses ${MOON_REDIS_URL}).",
+        address=address)
+
+
+def make_client(online_config):
+    """redis.Redis, a Sentinel master, or redis.cluster.RedisCluster, as Feast would build it."""
+    nodes, params = parse_connection_string(online_config.connection_string)
+    params.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
+    params.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT_S)
+    kind = _kind(online_config)
+    if kind == "redis_cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **params)
+    if kind == "redis_sentinel":
+        from redis.sentinel import Sentinel
+
+        return Sentinel(nodes, **params).master_for(getattr(online_config, "sentinel_master", "mymaster"))
+    host, port = nodes[0]
+    return redis.Redis(host=host, port=port, **params)
+
+
+def pack_command(args: Sequence[bytes]) -> bytes:
+    """One command in RESP: *<n> then $<len> <arg> for every argument."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _pack_hmgets(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
+    """HMGET key <fields> for every key, packed in RESP with as few Python operations as possible."""
+    tail = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
+    head = b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields))
+    width = len(keys[0])
+    if all(len(k) == width for k in keys):  # entity keys of one type and project: one join
+        sep = b"\r\n" + tail + head + b"$%d\r\n" % width
+        return head + b"$%d\r\n" % width + sep.join(keys) + b"\r\n" + tail
+    return b"".join(head + b"$%d\r\n%s\r\n" % (len(k), k) + tail for k in keys)
+
+
+class RedisTransport:
+    """Pipelined HMGET / HSET over one connection, with a clear error when Redis is unreachable."""
+
+    def __init__(self, online_config):
+        self.config = online_config
+        self.address = describe_address(online_config)
+        self.client = make_client(online_config)
+        self.is_cluster = _kind(online_config) == "redis_cluster"
+
+    def ping(self) -> None:
+        with self._errors():
+            self.client.ping()
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except _UNREACHABLE as e:
+            raise unavailable(self.config, e) from e
+
+    # --- reads ----------------------------------------------------------------------------
+    def hmget_many(self, requests: Sequence[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[list]:
+        """For each (keys, fields): HMGET every key; one flat list of replies in request order."""
+        if self.is_cluster:
+            return self._cluster_pipeline(("HMGET", k, *fields) for keys, fields in requests for k in keys)
+        packed = []
+        count = 0
+        for keys, fields in requests:
+            if not len(keys):
+                continue
+            packed.append(_pack_hmgets(keys, fields))
+            count += len(keys)
+        return self.execute_packed(b"".join(packed), count)
+
+    # --- writes ---------------------------------------------------------------------------
+    def execute_commands(self, commands: Iterable[Sequence[bytes]]) -> list:
+        """Arbitrary commands in one pipelined round trip (cluster: grouped by node by redis-py)."""
+        if self.is_cluster:
+            return self._cluster_pipeline(commands)
+        packed = [pack_command(c) for c in commands]
+        return self.execute_packed(b"".join(packed), len(packed))
+
+    def execute_packed(self, payload: bytes, count: int) -> list:
+        """Send pre-packed RESP commands and read `count` replies; reply errors are raised."""
+        if count == 0:
+            return []
+        with self._errors():
+            pool = self.client.connection_pool
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([payload], check_health=False)
+                replies = self._read_replies(conn, count)
+            except BaseException:
+                # A half-read reply stream must never be handed to the next caller.
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        for r in replies:
+            if isinstance(r, Exception):
+                raise ResponseError(str(r))
+        return replies
+
+    @staticmethod
+    def _read_replies(conn, count: int) -> list:
+        parser = getattr(conn, "_parser", None)
+        reader = getattr(parser, "_reader", None)
+        if reader is None or NOT_ENOUGH_DATA is None or not hasattr(parser, "read_from_socket"):
+            return [conn.read_response() for _ in range(count)]
+        # hiredis fast path: take replies from the parser's reader, refill it from the socket
+        # only when it runs dry (redis-py's read_response does the same, one call per reply).
+        out = []
+        gets = reader.gets
+        while len(out) < count:
+            reply = gets()
+            if reply is NOT_ENOUGH_DATA:
+                parser.read_from_socket()
+                continue
+            out.append(reply)
+        return out
+
+    def _cluster_pipeline(self, commands) -> list:
+        with self._errors():
+            with self.client.pipeline(transaction=False) as pipe:
+                for c in commands:
+                    pipe.execute_command(*c)
+                return pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,113 @@
+"""Stock write, fast read: OnlineReader over the real Redis equals stock get_online_features, for
+every feature type the spec uses (Int64 codes, Float32 dense, Array(Int64) sequence, Array(Float32)
+embedding); the same API over SQLite gives the same answers; unknown ids and a dead Redis."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW
+from moon_features.store.errors import OnlineStoreUnavailableError
+from moon_features.store.fixtures import build_repo, delete_project_keys
+from moon_features.store.online_reader import OnlineReader
+from moon_features.store.repo import apply_repo, init_repo, open_store
+
+REDIS = "127.0.0.1:6379"
+START = pd.Timestamp("1970-01-02", tz="UTC")
+UNKNOWN = [10**9, -5]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """One repo materialized by stock Feast into Redis, and the same repo into SQLite."""
+    tmp = tmp_path_factory.mktemp("reader")
+    repo, spec = build_repo(tmp, online="redis", redis_connection=REDIS, n_items=120, dim=64)
+    redis_store = apply_repo(repo)
+    now = pd.Timestamp.now(tz="UTC")
+    redis_store.materialize(start_date=START, end_date=now)
+    init_repo(repo, project=redis_store.config.project, online="sqlite")  # its own registry file
+    sqlite_store = apply_repo(repo)
+    sqlite_store.materialize(start_date=START, end_date=now)
+    yield spec, redis_store, sqlite_store
+    delete_project_keys(redis_store.config.project, REDIS)
+
+
+def stock_items(store, reader, ids):
+    refs = [f"{v}:{f.name}" for v in (ITEM_PROFILE_VIEW, "item_moon_embedding_v1") for f in reader._view(v).features]
+    return store.get_online_features(features=refs, entity_rows=[{"item_id": int(i)} for i in ids]).to_dict()
+
+
+def test_fast_reader_equals_stock_for_items(stores):
+    spec, store, _ = stores
+    reader = OnlineReader(store, spec)
+    assert reader.backend == "redis"
+    ids = np.array([1, 5, 77, 120, *UNKNOWN, 5], dtype=np.int64)
+    batch = reader.items(ids)
+    stock = stock_items(store, reader, ids)
+    for i, v in enumerate(stock[EMBEDDING_FIELD]):
+        assert batch.embedding_found[i] == (v is not None)
+        want = np.zeros(64, np.float32) if v is None else np.asarray(v, np.float32)
+        assert batch.embeddings.dtype == np.float32 and np.array_equal(batch.embeddings[i], want)
+    for name, col in batch.profiles.items():
+        want = [0 if v is None else v for v in stock[name]]
+        assert np.array_equal(col, np.asarray(want, dtype=col.dtype)), name
+    assert batch.profiles["price"].dtype == np.float32 and batch.profiles["brand"].dtype == np.int64
+    assert batch.profile_found.tolist() == [True] * 4 + [False, False, True]
+    emb, found = reader.item_embeddings(ids)
+    assert np.array_equal(emb, batch.embeddings) and np.array_equal(found, batch.embedding_found)
+
+
+def test_fast_reader_equals_stock_for_users(stores):
+    spec, store, _ = stores
+    reader = OnlineReader(store, spec)
+    refs = [f"{v}:{f.name}" for v in (USER_PROFILE_VIEW, SEQUENCE_VIEW) for f in reader._view(v).features]
+    users = [1, 2, 7, 10**9]
+    stock = store.get_online_features(features=refs, entity_rows=[{"user_id": u} for u in users]).to_dict()
+    for row, u in enumerate(users):
+        got = reader.user_features(u)
+        assert got["found"] == (stock["hist_len"][row] is not None)
+        assert got["hist_item_ids"].dtype == np.int64
+        assert got["hist_item_ids"].tolist() == (stock["hist_item_ids"][row] or [])
+        assert got["hist_len"] == (stock["hist_len"][row] or 0) == len(got["hist_item_ids"])
+        for f in spec.user_categorical:
+            assert got[f.name] == (stock[f.name][row] or 0)
+    assert reader.user_features(10**9)["found"] is False
+
+
+def test_lookup_redis_equals_sqlite(stores):
+    spec, redis_store, sqlite_store = stores
+    fast, slow = OnlineReader(redis_store, spec), OnlineReader(sqlite_store, spec)
+    assert slow.backend == "feast"
+    user = int(redis_store.get_online_features(features=["user_behavior_sequence:hist_len"],
+                                               entity_rows=[{"user_id": 3}]).to_dict()["user_id"][0])
+    cand = np.array([3, 9, 50, *UNKNOWN], dtype=np.int64)
+    a, b = fast.lookup(user, cand), slow.lookup(user, cand)
+    assert a.round_trips == 2 and len(a.user["hist_item_ids"]) > 0
+    assert np.array_equal(a.user["hist_item_ids"], b.user["hist_item_ids"])
+    for x, y in ((a.candidates, b.candidates), (a.history, b.history)):
+        assert np.array_equal(x.item_ids, y.item_ids)
+        assert np.array_equal(x.embeddings, y.embeddings) and np.array_equal(x.embedding_found, y.embedding_found)
+        assert np.array_equal(x.profile_found, y.profile_found)
+        for name in x.profiles:
+            assert np.array_equal(x.profiles[name], y.profiles[name]), name
+    assert a.candidates.embedding_found.tolist() == [True, True, True, False, False]
+    assert np.array_equal(a.history.item_ids, a.user["hist_item_ids"]) and a.history.embedding_found.all()
+
+
+def test_lookup_for_unknown_user_and_no_candidates(stores):
+    spec, store, sqlite_store = stores
+    for reader in (OnlineReader(store, spec), OnlineReader(sqlite_store, spec)):
+        lk = reader.lookup(10**9, [])
+        assert lk.user["found"] is False and lk.user["hist_len"] == 0
+        assert lk.candidates.embeddings.shape == (0, 64) and lk.history.embeddings.shape == (0, 64)
+        emb, found = reader.item_embeddings(UNKNOWN)
+        assert emb.shape == (2, 64) and not emb.any() and not found.any()
+
+
+def test_redis_unreachable_names_the_address(tmp_path):
+    repo = init_repo(tmp_path / "repo", project="mf_dead", online="redis", redis_connection="127.0.0.1:1")
+    (repo / "spec.json").write_text("{}")
+    store = open_store(repo)
+    with pytest.raises(OnlineStoreUnavailableError, match=r"127\.0\.0\.1:1"):
+        from moon_features.store.redis_connection import RedisTransport
+
+        RedisTransport(store.config.online_store).ping()
