@@ -1,0 +1,212 @@
+"""MoonEncoderConfig: everything needed to rebuild the item encoder, saved as config.json.
+
+The config is a transformers `PretrainedConfig`, so `save_pretrained` / `from_pretrained`
+round-trip it and `AutoConfig` / `AutoModel` find the model by `model_type`.
+Presets (`demo`, `small`, `full`) are named configs + training schedules, not code paths.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from transformers import PretrainedConfig
+
+from .errors import EncoderError, UnsupportedDimensionError
+
+IMAGE_TOWERS = ("vit", "efficientnet_lite0", "clip")
+TEXT_TOWERS = ("bert", "minilm", "clip")
+
+
+class MoonEncoderConfig(PretrainedConfig):
+    """Configuration of `MoonItemEncoder`.
+
+    Image tower: ``vit`` (patches of ``patch_size`` px, ``image_layers`` transformer layers,
+    trained from scratch), ``efficientnet_lite0`` (ImageNet CNN; its last feature map becomes
+    the image tokens) or ``clip`` (the vision half of a local CLIP checkpoint, ``clip_path``).
+    Text tower: ``bert`` (small BERT from scratch, MiniLM tokenizer), ``minilm`` (all-MiniLM-L6-v2
+    weights) or ``clip`` (text half of ``clip_path``). ``freeze_*`` keep pretrained towers fixed,
+    which lets training cache their outputs once per run (the CPU budget depends on it).
+
+    Fusion: image, text and attribute tokens get a modality-type embedding and go through
+    ``fusion_layers`` shared attention layers whose feed-forward part is a per-modality expert
+    plus a shared expert (MOON2.0's modality-balanced experts). Mean pooling over the tokens
+    present gives one vector; a Matryoshka head maps it to ``max(embedding_dims)`` and every
+    prefix in ``embedding_dims`` is a usable, separately L2-normalised embedding.
+    """
+
+    model_type = "moon_item_encoder"
+
+    def __init__(
+        self,
+        image_tower: str = "vit",
+        image_size: int = 64,
+        patch_size: int = 8,
+        image_layers: int = 2,
+        text_tower: str = "bert",
+        text_hidden_size: int = 128,
+        text_layers: int = 2,
+        text_heads: int = 4,
+        max_text_length: int = 24,
+        vocab_size: int = 30522,
+        clip_path: str | None = None,
+        image_tower_config: dict | None = None,
+        text_tower_config: dict | None = None,
+        image_mean: tuple[float, ...] | list[float] | None = None,
+        image_std: tuple[float, ...] | list[float] | None = None,
+        freeze_image_tower: bool = False,
+        freeze_text_tower: bool = False,
+        hidden_size: int = 128,
+        num_heads: int = 4,
+        fusion_layers: int = 2,
+        ffn_multiplier: int = 2,
+        dropout: float = 0.1,
+        attribute_vocab: dict[str, list[str]] | None = None,
+        max_attribute_tokens: int = 4,
+        embedding_dims: tuple[int, ...] | list[int] = (32, 64, 128),
+        init_temperature: float = 0.07,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        if image_tower not in IMAGE_TOWERS:
+            raise EncoderError(f"image_tower must be one of {IMAGE_TOWERS}, got {image_tower!r}")
+        if text_tower not in TEXT_TOWERS:
+            raise EncoderError(f"text_tower must be one of {TEXT_TOWERS}, got {text_tower!r}")
+        if "clip" in (image_tower, text_tower) and not clip_path:
+            raise EncoderError("a 'clip' tower needs clip_path: a local directory with a CLIP checkpoint")
+        if image_tower == "vit" and image_size % patch_size:
+            raise EncoderError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+        dims = sorted(int(d) for d in embedding_dims)
+        if not dims or dims[0] <= 0:
+            raise EncoderError(f"embedding_dims must be positive integers, got {embedding_dims}")
+        if hidden_size % num_heads:
+            raise EncoderError(f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}")
+        self.image_tower = image_tower
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.image_layers = image_layers
+        self.text_tower = text_tower
+        self.text_hidden_size = text_hidden_size
+        self.text_layers = text_layers
+        self.text_heads = text_heads
+        self.max_text_length = max_text_length
+        self.vocab_size = vocab_size
+        self.clip_path = clip_path
+        # Pretrained towers' architectures are copied into this config so that a saved encoder
+        # rebuilds without the package or CLIP folder it started from.
+        if text_tower == "minilm" and text_tower_config is None:
+            from .pretrained import minilm_config_dict
+
+            text_tower_config = minilm_config_dict()
+        if "clip" in (image_tower, text_tower) and (image_tower_config is None or text_tower_config is None):
+            from .pretrained import clip_tower_configs
+
+            vision_cfg, text_cfg = clip_tower_configs(clip_path)
+            image_tower_config = image_tower_config or (vision_cfg if image_tower == "clip" else None)
+            text_tower_config = text_tower_config or (text_cfg if text_tower == "clip" else None)
+        self.image_tower_config = image_tower_config
+        self.text_tower_config = text_tower_config
+        if image_mean is None:  # CLIP's own statistics; the others were trained on [-1, 1] inputs
+            image_mean, image_std = ((0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)) \
+                if image_tower == "clip" else ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        self.image_mean, self.image_std = list(image_mean), list(image_std)
+        self.freeze_image_tower = freeze_image_tower
+        self.freeze_text_tower = freeze_text_tower
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.fusion_layers = fusion_layers
+        self.ffn_multiplier = ffn_multiplier
+        self.dropout = dropout
+        self.attribute_vocab = dict(attribute_vocab or {})
+        self.max_attribute_tokens = max_attribute_tokens
+        self.embedding_dims = dims
+        self.init_temperature = init_temperature
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+    @property
+    def max_dim(self) -> int:
+        return self.embedding_dims[-1]
+
+    def check_dim(self, dim: int | None) -> int:
+        """The dimension to serve: `dim`, or the largest head when None."""
+        if dim is None:
+            return self.max_dim
+        if int(dim) not in self.embedding_dims:
+            raise UnsupportedDimensionError(int(dim), self.embedding_dims)
+        return int(dim)
+
+    def architecture_signature(self) -> dict:
+        """The fields that decide parameter shapes; two configs with different signatures
+        cannot share a checkpoint (used to refuse resuming / loading across configs)."""
+        keys = ("image_tower", "image_size", "patch_size", "image_layers", "text_tower",
+                "text_hidden_size", "text_layers", "text_heads", "max_text_length", "vocab_size",
+                "hidden_size", "num_heads", "fusion_layers", "ffn_multiplier", "attribute_vocab",
+                "max_attribute_tokens", "embedding_dims")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class TrainSchedule:
+    """How long and how hard each stage trains; part of a preset, recorded with the model."""
+
+    pretrain_epochs: int = 2
+    posttrain_epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    hard_negatives: int = 1          # same-category negatives per positive pair
+    queue_size: int = 512            # multimodal embeddings of earlier batches kept as negatives
+    intra_weight: float = 0.5        # weight of the image<->own-title loss in stage 2
+    pair_window: int = 3             # a positive pairs an item with the next `pair_window` ...
+    pair_max_gap_s: float = 86400.0  # ... positively rated items of the same user within this gap
+    max_pairs_per_epoch: int = 20000
+    augment_views: int = 2           # augmented copies per image for robustness (cached)
+    num_threads: int = 1            # 2 threads on 2 shared cores thrash under load; 1 is steadier
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Preset:
+    name: str
+    model: dict = field(default_factory=dict)
+    schedule: TrainSchedule = field(default_factory=TrainSchedule)
+
+
+PRESETS: dict[str, Preset] = {
+    # From scratch, tiny: the demo must finish in ~2 minutes on 2 cores.
+    "demo": Preset("demo", dict(image_tower="vit", image_size=48, patch_size=8, image_layers=1,
+                                text_tower="bert", text_hidden_size=64, text_layers=1, text_heads=2,
+                                hidden_size=64, num_heads=2, fusion_layers=1, max_text_length=16,
+                                dropout=0.0, embedding_dims=[16, 32, 64]),
+                   TrainSchedule(pretrain_epochs=2, posttrain_epochs=2, batch_size=64,
+                                 queue_size=256, augment_views=1, max_pairs_per_epoch=4000)),
+    # Pretrained towers frozen (outputs cached), trainable fusion: the MovieLens benchmark preset.
+    "small": Preset("small", dict(image_tower="efficientnet_lite0", image_size=96,
+                                  text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
+                                  hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
+                                  dropout=0.0, embedding_dims=[32, 64, 128]),
+                    # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
+                    TrainSchedule(pretrain_epochs=10, posttrain_epochs=5, batch_size=128,
+                                  queue_size=1024, augment_views=2, max_pairs_per_epoch=8192)),
+    "full": Preset("full", dict(image_tower="efficientnet_lite0", image_size=128,
+                                text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
+                                hidden_size=256, num_heads=8, fusion_layers=3, max_text_length=32,
+                                embedding_dims=[32, 64, 128, 256]),
+                   TrainSchedule(pretrain_epochs=4, posttrain_epochs=10, batch_size=256,
+                                 queue_size=4096, augment_views=3, max_pairs_per_epoch=60000)),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise EncoderError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[name]
+    return Preset(p.name, dict(p.model), TrainSchedule(**p.schedule.to_dict()))
+
+
+def embedding_view_name(version: int) -> str:
+    """Feast feature view holding encoder `version`'s embeddings: item_moon_embedding_v<version>."""
+    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+        raise EncoderError(f"embedding version must be a positive integer, got {version!r}")
+    return f"item_moon_embedding_v{version}"

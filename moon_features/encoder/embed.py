@@ -1,0 +1,121 @@
+"""Batch inference over a catalogue into the Parquet source of feature view
+item_moon_embedding_v<version>.
+
+Why event_timestamp = the item's first_seen: Feast's point-in-time join gives a training row
+at time t the latest feature row with event_timestamp <= t. Stamping embeddings with the
+time the job ran would hide them from every historical training row (all earlier than the
+run), so the CTR model would train on missing embeddings and serve with present ones. An
+item's content (image, title) exists from first_seen on, so that is when its embedding
+becomes valid. (The encoder itself was trained on behaviour up to its training cut-off; the
+feature service pins the version, and evaluation should use rows after that cut-off.)
+
+Streaming: one batch of images is decoded, embedded and appended to a temporary Parquet file
+at a time, so memory stays bounded by the batch size. The file is renamed into place only
+after every item embedded cleanly: a NaN anywhere fails the job with nothing written.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import load_encoder
+from .configuration import embedding_view_name
+from .errors import EmbeddingNaNError
+
+SCHEMA = pa.schema([
+    ("item_id", pa.int64()),
+    ("event_timestamp", pa.timestamp("us", tz="UTC")),
+    ("embedding", pa.list_(pa.float32())),
+    ("encoder_version", pa.string()),
+    ("has_image", pa.bool_()),
+])
+
+
+@dataclass
+class EmbedReport:
+    path: str
+    view_name: str
+    version: int
+    dim: int
+    n_items: int
+    n_text_only: int
+    bad_images: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    items_per_s: float = 0.0
+    batch_size: int = 0
+    image_size: int = 0
+    num_threads: int = 1
+
+    def summary(self) -> str:
+        return (f"embedded {self.n_items:,} items ({self.n_text_only:,} text-only, {len(self.bad_images)} corrupt "
+                f"images) at dim {self.dim} in {self.seconds:.1f} s = {self.items_per_s:.1f} items/s "
+                f"(batch {self.batch_size}, {self.image_size}px, {self.num_threads} thread(s)) -> {self.path} "
+                f"[{self.view_name}]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def embed_catalogue(model_dir, dataset, out_path, version: int, dim: int | None = None, batch_size: int = 64,
+                    progress: bool = True, num_threads: int = 1) -> EmbedReport:
+    view = embedding_view_name(version)  # validates the version first
+    torch.set_num_threads(max(1, num_threads))
+    model, featurizer = load_encoder(model_dir)
+    dim = model.config.check_dim(dim)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    first_seen = items["first_seen"]
+    if getattr(first_seen.dt, "tz", None) is None:
+        first_seen = first_seen.dt.tz_localize("UTC")
+    bad: dict[int, str] = {}
+    nan_ids: list[int] = []
+    n_text_only = 0
+    t0 = time.time()
+    writer = pq.ParquetWriter(tmp, SCHEMA)
+    try:
+        bar = tqdm(total=len(items), desc=f"embed {view}", unit="item", disable=not progress)
+        for start in range(0, len(items), batch_size):
+            chunk = items.iloc[start: start + batch_size]
+            feats = featurizer.featurize(chunk, dataset.root)
+            for item_id, reason in feats.bad_images.items():
+                bad[item_id] = reason
+                if progress:
+                    tqdm.write(f"warning: item {item_id}: unreadable image ({reason}); using a text-only embedding")
+            emb = model.embed(featurizer.batch(feats), "multimodal", dim).numpy().astype(np.float32)
+            nan_rows = ~np.isfinite(emb).all(axis=1)
+            if nan_rows.any():
+                nan_ids += feats.item_ids[nan_rows].tolist()
+            has_image = feats.has_image.numpy()
+            n_text_only += int((~has_image).sum())
+            if not nan_ids:  # once a NaN is found, keep scanning (to name every bad item) but stop writing
+                writer.write_table(pa.table({
+                    "item_id": pa.array(feats.item_ids, pa.int64()),
+                    "event_timestamp": pa.array(first_seen.iloc[start: start + batch_size], pa.timestamp("us", tz="UTC")),
+                    "embedding": pa.array(list(emb), pa.list_(pa.float32())),
+                    "encoder_version": pa.array([f"v{version}"] * len(chunk), pa.string()),
+                    "has_image": pa.array(has_image, pa.bool_()),
+                }, schema=SCHEMA))
+            bar.update(len(chunk))
+            bar.set_postfix(items_per_s=f"{(start + len(chunk)) / max(time.time() - t0, 1e-9):.1f}")
+        bar.close()
+    finally:
+        writer.close()
+    if nan_ids:
+        tmp.unlink(missing_ok=True)
+        raise EmbeddingNaNError(nan_ids)
+    tmp.replace(out_path)
+    seconds = time.time() - t0
+    report = EmbedReport(str(out_path), view, version, dim, len(items), n_text_only, bad, round(seconds, 2),
+                         round(len(items) / max(seconds, 1e-9), 1), batch_size, model.config.image_size, num_threads)
+    if progress:
+        print(report.summary())
+    return report

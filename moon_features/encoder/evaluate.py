@@ -1,0 +1,131 @@
+"""MOON's intermediate metric: image-based search recall, plus near-duplicate robustness.
+
+Co-engagement recall@K: the query is the image-only embedding of item A, the gallery the
+multimodal embeddings of all catalogue items (A itself excluded), a hit when the co-engaged
+item B ranks in the top K. Near-duplicate: the query is the image-only embedding of an
+augmented copy of an item's image; a hit when that item ranks in the top K.
+Baselines run on the same items, pairs and augmented images in the same call.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import CatalogueCache
+from .checkpoint import load_encoder
+from .data import augmented_views, featurize_in_chunks
+from .errors import EncoderError
+from .modeling import MoonItemEncoder
+
+EVAL_AUGMENT_OFFSET = 7919  # eval augmentations never reuse the training run's augmentation seed
+
+
+def recall_at_k(query: torch.Tensor, gallery: torch.Tensor, targets: np.ndarray, ks, exclude: np.ndarray | None = None,
+                chunk: int = 1024) -> dict[int, float]:
+    """Fraction of queries whose target row ranks within the top k (ties counted against)."""
+    ranks = []
+    for i in range(0, len(query), chunk):
+        sims = query[i: i + chunk] @ gallery.T
+        rows = torch.arange(len(sims))
+        if exclude is not None:
+            sims[rows, torch.as_tensor(exclude[i: i + chunk])] = float("-inf")
+        target_sim = sims[rows, torch.as_tensor(targets[i: i + chunk])]
+        ranks.append((sims >= target_sim[:, None]).sum(1) - 1)
+    rank = torch.cat(ranks).numpy() if ranks else np.zeros(0)
+    return {k: float((rank < k).mean()) if len(rank) else float("nan") for k in ks}
+
+
+def _scores(name, q_pairs, g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks):
+    res = {f"recall@{k}": v for k, v in recall_at_k(q_pairs, g, b_rows, ks, exclude=a_rows).items()}
+    if q_dup is not None:
+        res.update({f"near_duplicate@{k}": v for k, v in recall_at_k(q_dup, g_dup, dup_rows, (1, 10)).items()})
+    return res
+
+
+def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None = None, baselines: bool = True,
+                     seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True) -> dict:
+    """Recall@K on `pairs` (DataFrame item_a, item_b; e.g. pairs.heldout_pairs) for the encoder in
+    `model_dir` and, with baselines=True, a randomly initialised copy of it, MiniLM title
+    embeddings and EfficientNet-lite0 ImageNet features. Pairs whose item A has no readable
+    image are dropped (an image query needs an image); the count is reported."""
+    t0 = time.time()
+    torch.set_num_threads(max(1, num_threads))
+    model, featurizer = load_encoder(model_dir)
+    dim = model.config.check_dim(dim)
+    items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    feats = featurize_in_chunks(featurizer, items, dataset.root, progress=progress)
+    aug_seed = seed + EVAL_AUGMENT_OFFSET
+    aug = augmented_views(items, dataset.root, feats, model.config.image_size, 1, aug_seed, progress)
+    row_of = {int(i): r for r, i in enumerate(feats.item_ids)}
+    has_image = feats.has_image.numpy()
+    keep = [a in row_of and b in row_of and has_image[row_of[a]]
+            for a, b in zip(pairs["item_a"].astype(int), pairs["item_b"].astype(int))]
+    pairs = pairs[keep]
+    if len(pairs) == 0:
+        raise EncoderError("no evaluation pair has an item A with a readable image; evaluation needs image queries")
+    a_rows = np.array([row_of[int(a)] for a in pairs["item_a"]])
+    b_rows = np.array([row_of[int(b)] for b in pairs["item_b"]])
+    dup_rows = np.flatnonzero(has_image)
+
+    def encoder_scores(m: MoonItemEncoder):
+        cache = CatalogueCache(m, featurizer, feats, aug, progress=False)
+        g = cache.embed_all(m, "multimodal", dim)
+        q_img = cache.embed_all(m, "image", dim)
+        q_dup = cache.embed_all(m, "image", dim, view=1, rows=dup_rows)
+        return _scores("", q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks)
+
+    methods = {"moon_encoder": encoder_scores(model)}
+    if baselines:
+        torch.manual_seed(seed)
+        methods["random_init_encoder"] = encoder_scores(MoonItemEncoder(model.config).eval())
+        from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
+
+        t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
+        methods["minilm_title"] = _scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks)
+        e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
+        e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
+                                                 progress=progress)
+        methods["efficientnet_lite0_imagenet"] = _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows,
+                                                         dup_rows, ks)
+    result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(pairs)), "n_gallery": int(len(items)),
+              "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
+              "image_size": model.config.image_size, "baseline_image_size": baseline_image_size,
+              "seconds": round(time.time() - t0, 1), "methods": methods}
+    if progress:
+        print("image-search recall: " + "; ".join(
+            f"{name} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()) for name, r in methods.items()))
+    return result
+
+
+def write_report(result: dict, out_dir: str | Path, stem: str = "encoder_quality") -> tuple[Path, Path]:
+    """`<stem>.json` with every figure and `<stem>.png`: grouped recall@K bars per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / f"{stem}.json", out_dir / f"{stem}.png"
+    json_path.write_text(json.dumps(result, indent=2, default=str))
+    ev = result.get("evaluation", result)
+    methods, ks = ev["methods"], ev["ks"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(methods)
+    for i, (name, r) in enumerate(methods.items()):
+        vals = [r[f"recall@{k}"] for k in ks]
+        bars = ax.bar(np.arange(len(ks)) + i * width, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(np.arange(len(ks)) + width * (len(methods) - 1) / 2, [f"recall@{k}" for k in ks])
+    ax.set_ylabel("held-out co-engagement pairs found")
+    ax.set_title(f"Image-based search recall ({ev['n_pairs']} pairs, gallery {ev['n_gallery']}, dim {ev['dim']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return json_path, png_path

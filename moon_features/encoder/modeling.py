@@ -1,0 +1,330 @@
+"""MoonItemEncoder: image + title + categorical attributes -> one L2-normalised item embedding.
+
+Read top to bottom: towers turn each modality into tokens, a fusion transformer with
+modality experts mixes them, mean pooling makes one vector, a Matryoshka head makes every
+prefix in `config.embedding_dims` a usable embedding. The same fusion stack run on one
+modality's tokens only gives the image-only / text-only query embeddings that MOON's
+inter-product loss and image-based search need.
+
+Backbone outputs are split from the rest ("raw tokens") so that training can cache the
+outputs of frozen pretrained towers once per run instead of recomputing them every step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration import MoonEncoderConfig
+from .efficientnet_lite import HEAD_CHANNELS, EfficientNetLite0
+
+IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
+MODES = ("multimodal", "image", "text")
+
+
+@dataclass
+class ItemBatch:
+    """Model inputs for B items. Give either pixel_values or image_raw (cached backbone tokens),
+    and either input_ids or text_raw.
+
+    pixel_values   (B, 3, S, S) float, normalised     image_raw (B, P, C_img) backbone tokens
+    has_image      (B,) bool: False -> image tokens are masked out (text-only embedding)
+    input_ids      (B, L) long; attention_mask (B, L) long   text_raw (B, L, C_txt)
+    attribute_ids  (B, A) long, 0 = padding
+    """
+
+    has_image: torch.Tensor
+    attention_mask: torch.Tensor
+    attribute_ids: torch.Tensor
+    pixel_values: torch.Tensor | None = None
+    image_raw: torch.Tensor | None = None
+    input_ids: torch.Tensor | None = None
+    text_raw: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.has_image.shape[0]
+
+
+@dataclass
+class MoonEncoderOutput(ModelOutput):
+    """Un-normalised vectors of size max(embedding_dims); use `normalize_dim` for a served dim."""
+
+    multimodal: torch.Tensor | None = None
+    image: torch.Tensor | None = None
+    text: torch.Tensor | None = None
+
+
+def normalize_dim(z: torch.Tensor, dim: int) -> torch.Tensor:
+    """The Matryoshka embedding of size `dim`: the first `dim` coordinates, L2-normalised."""
+    return F.normalize(z[..., :dim], dim=-1)
+
+
+class ViTPatchTower(nn.Module):
+    """Small ViT: non-overlapping patches -> linear -> positions -> transformer layers."""
+
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.patch = nn.Conv2d(3, h, config.patch_size, stride=config.patch_size)
+        n = (config.image_size // config.patch_size) ** 2
+        self.position = nn.Parameter(torch.zeros(1, n, h))
+        layer = nn.TransformerEncoderLayer(h, config.num_heads, h * config.ffn_multiplier, config.dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.layers = nn.TransformerEncoder(layer, config.image_layers, enable_nested_tensor=False)
+        self.out_channels = h
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = self.patch(pixel_values).flatten(2).transpose(1, 2)
+        return self.layers(x + self.position)
+
+
+class EfficientNetTower(nn.Module):
+    """EfficientNet-lite0; its last feature map's cells become the image tokens."""
+
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        self.net = EfficientNetLite0()
+        self.out_channels = HEAD_CHANNELS
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values).flatten(2).transpose(1, 2)
+
+
+class ClipVisionTower(nn.Module):
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+
+        self.net = CLIPVisionModel(CLIPVisionConfig(**config.image_tower_config))
+        self.out_channels = self.net.config.hidden_size
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values=pixel_values).last_hidden_state
+
+
+class BertTextTower(nn.Module):
+    """BERT-style text encoder: a small one from scratch, or MiniLM's architecture (weights are
+    loaded by `MoonItemEncoder.from_towers`)."""
+
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        if config.text_tower == "minilm":
+            bert_config = BertConfig(**config.text_tower_config)
+        else:
+            bert_config = BertConfig(vocab_size=config.vocab_size, hidden_size=config.text_hidden_size,
+                                     num_hidden_layers=config.text_layers, num_attention_heads=config.text_heads,
+                                     intermediate_size=config.text_hidden_size * 4,
+                                     max_position_embeddings=max(64, config.max_text_length),
+                                     hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
+        self.net = BertModel(bert_config, add_pooling_layer=False)
+        self.out_channels = bert_config.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class ClipTextTower(nn.Module):
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        self.net = CLIPTextModel(CLIPTextConfig(**config.text_tower_config))
+        self.out_channels = self.net.config.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class ExpertFeedForward(nn.Module):
+    """MOON2.0-style modality experts: each token goes through the shared expert and the
+    expert of its own modality, so no modality's gradients dominate a single FFN."""
+
+    def __init__(self, hidden: int, multiplier: int, dropout: float):
+        super().__init__()
+
+        def ffn():
+            return nn.Sequential(nn.Linear(hidden, hidden * multiplier), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden * multiplier, hidden))
+
+        self.shared = ffn()
+        self.experts = nn.ModuleList([ffn() for _ in range(3)])
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        out = self.shared(x)
+        for m, expert in enumerate(self.experts):
+            sel = modality == m  # the token layout is fixed per call, so selection is by position
+            if sel.any():
+                out[:, sel] = out[:, sel] + expert(x[:, sel])
+        return out
+
+
+class FusionLayer(nn.Module):
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__()
+        h = config.hidden_size
+        self.norm1, self.norm2 = nn.LayerNorm(h), nn.LayerNorm(h)
+        self.attention = nn.MultiheadAttention(h, config.num_heads, dropout=config.dropout, batch_first=True)
+        self.ffn = ExpertFeedForward(h, config.ffn_multiplier, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, modality, key_padding_mask):
+        h = self.norm1(x)
+        a, _ = self.attention(h, h, h, key_padding_mask=key_padding_mask, need_weights=False)
+        x = x + self.dropout(a)
+        return x + self.dropout(self.ffn(self.norm2(x), modality))
+
+
+class MoonPreTrainedModel(PreTrainedModel):
+    config_class = MoonEncoderConfig
+    base_model_prefix = "moon"
+    main_input_name = "pixel_values"
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, ViTPatchTower):
+            nn.init.normal_(module.position, std=std)
+        elif isinstance(module, MoonItemEncoder):
+            nn.init.normal_(module.image_position, std=std)
+            module.logit_scale.fill_(math.log(1.0 / self.config.init_temperature))
+
+
+class MoonItemEncoder(MoonPreTrainedModel):
+    def __init__(self, config: MoonEncoderConfig):
+        super().__init__(config)
+        h = config.hidden_size
+        self.image_tower = {"vit": ViTPatchTower, "efficientnet_lite0": EfficientNetTower,
+                            "clip": ClipVisionTower}[config.image_tower](config)
+        self.text_tower = {"bert": BertTextTower, "minilm": BertTextTower,
+                           "clip": ClipTextTower}[config.text_tower](config)
+        self.image_proj = nn.Linear(self.image_tower.out_channels, h)
+        # Positions for backbone feature-map cells (ViT already adds its own; harmless there).
+        self.image_position = nn.Parameter(torch.zeros(1, 256, h))
+        self.text_proj = nn.Linear(self.text_tower.out_channels, h)
+        n_attr = 1 + sum(len(v) + 1 for v in config.attribute_vocab.values())
+        self.attribute_embedding = nn.Embedding(n_attr, h, padding_idx=0)
+        self.modality_embedding = nn.Embedding(3, h)
+        self.fusion = nn.ModuleList([FusionLayer(config) for _ in range(config.fusion_layers)])
+        self.final_norm = nn.LayerNorm(h)
+        self.head = nn.Linear(h, config.max_dim)  # Matryoshka: every prefix is an embedding
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
+        self.post_init()
+
+    # ---- towers ---------------------------------------------------------------------------
+    def image_raw_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.image_tower(pixel_values)
+
+    def text_raw_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.text_tower(input_ids, attention_mask)
+
+    def modality_tokens(self, batch: ItemBatch):
+        """Project every modality to `hidden_size` tokens plus their padding masks (True = pad)."""
+        img_raw = batch.image_raw if batch.image_raw is not None else self.image_raw_tokens(batch.pixel_values)
+        txt_raw = batch.text_raw if batch.text_raw is not None else self.text_raw_tokens(
+            batch.input_ids, batch.attention_mask)
+        img = self.image_proj(img_raw.to(self.image_proj.weight.dtype))
+        img = img + self.image_position[:, : img.shape[1]]
+        txt = self.text_proj(txt_raw.to(self.text_proj.weight.dtype))
+        att = self.attribute_embedding(batch.attribute_ids)
+        img_pad = (~batch.has_image.bool())[:, None].expand(-1, img.shape[1])
+        txt_pad = batch.attention_mask == 0
+        att_pad = batch.attribute_ids == 0
+        return (img, img_pad), (txt, txt_pad), (att, att_pad)
+
+    # ---- fusion ---------------------------------------------------------------------------
+    def fuse(self, parts: list[tuple[torch.Tensor, torch.Tensor, int]]) -> torch.Tensor:
+        """Shared transformer over modality-typed tokens; masked mean pooling; Matryoshka head."""
+        x = torch.cat([t + self.modality_embedding.weight[m] for t, _, m in parts], dim=1)
+        pad = torch.cat([p for _, p, _ in parts], dim=1)
+        modality = torch.cat([torch.full((t.shape[1],), m, device=t.device) for t, _, m in parts])
+        # A row with nothing to attend to (an image-only query of an item without image) would
+        # give NaN attention; let it see its first token instead. Callers mask such rows out.
+        empty = pad.all(dim=1)
+        if empty.any():
+            pad = pad.clone()
+            pad[empty, 0] = False
+        for layer in self.fusion:
+            x = layer(x, modality, pad)
+        keep = (~pad).unsqueeze(-1).to(x.dtype)
+        pooled = (self.final_norm(x) * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+    def forward(self, batch: ItemBatch, modes: tuple[str, ...] = MODES) -> MoonEncoderOutput:
+        (img, img_pad), (txt, txt_pad), (att, att_pad) = self.modality_tokens(batch)
+        out = {}
+        if "multimodal" in modes:
+            out["multimodal"] = self.fuse([(img, img_pad, IMAGE), (txt, txt_pad, TEXT), (att, att_pad, ATTRIBUTE)])
+        if "image" in modes:
+            out["image"] = self.fuse([(img, img_pad, IMAGE)])
+        if "text" in modes:
+            out["text"] = self.fuse([(txt, txt_pad, TEXT)])
+        return MoonEncoderOutput(**out)
+
+    @torch.no_grad()
+    def embed(self, batch: ItemBatch, mode: str = "multimodal", dim: int | None = None) -> torch.Tensor:
+        """L2-normalised embeddings of size `dim` (default: the largest head)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        dim = self.config.check_dim(dim)
+        return normalize_dim(getattr(self(batch, modes=(mode,)), mode), dim)
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_towers(cls, config: MoonEncoderConfig) -> "MoonItemEncoder":
+        """A new encoder whose pretrained towers start from their shipped weights (MiniLM,
+        EfficientNet-lite0 ImageNet, or `clip_path`); everything else is freshly initialised."""
+        model = cls(config)
+        if config.image_tower == "efficientnet_lite0":
+            from .efficientnet_lite import load_imagenet_weights
+
+            load_imagenet_weights(model.image_tower.net)
+        if config.text_tower == "minilm":
+            from .pretrained import minilm_path
+
+            model.text_tower.net = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
+        if config.image_tower == "clip" or config.text_tower == "clip":
+            from transformers import CLIPModel
+
+            clip = CLIPModel.from_pretrained(config.clip_path)
+            if config.image_tower == "clip":
+                model.image_tower.net.vision_model.load_state_dict(clip.vision_model.state_dict())
+            if config.text_tower == "clip":
+                model.text_tower.net.text_model.load_state_dict(clip.text_model.state_dict())
+        model.apply_freezing()
+        return model
+
+    def apply_freezing(self) -> None:
+        """Frozen towers get no gradients and stay in eval mode (BatchNorm statistics fixed)."""
+        for flag, tower in ((self.config.freeze_image_tower, self.image_tower),
+                            (self.config.freeze_text_tower, self.text_tower)):
+            if flag:
+                tower.requires_grad_(False)
+                tower.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for flag, tower in ((self.config.freeze_image_tower, self.image_tower),
+                                (self.config.freeze_text_tower, self.text_tower)):
+                if flag:
+                    tower.eval()
+        return self
+
+
+AutoConfig.register(MoonEncoderConfig.model_type, MoonEncoderConfig, exist_ok=True)
+AutoModel.register(MoonEncoderConfig, MoonItemEncoder, exist_ok=True)

