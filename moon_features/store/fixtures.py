@@ -51,7 +51,7 @@ def unique_project(prefix: str = "mf_test") -> str:
 
 def build_repo(dst: str | Path, online: str = "sqlite", project: str | None = None,
                redis_connection: str = "127.0.0.1:6379", n_items: int = 200, dim: int = 32, version: int = 1,
-               seed: int = 0, extra_embedding_items: int = 0) -> tuple[Path, FeatureSpec]:
+               seed: int = 0, extra_embedding_items: int = 0, max_len: int = 50) -> tuple[Path, FeatureSpec]:
     """A repo with the shop's sources and an embedding source for its items (plus extra ids if asked).
 
     Not applied: call apply_repo. `online` is 'sqlite', 'redis' or 'moon-redis'.
@@ -61,7 +61,7 @@ def build_repo(dst: str | Path, online: str = "sqlite", project: str | None = No
 
     dst = Path(dst)
     ds = generate_shop(dst / "shop", n_items=n_items, seed=seed, progress=False)
-    spec = FeatureSpec.from_dataset(ds, embedding=EmbeddingSpec(version, dim))
+    spec = FeatureSpec.from_dataset(ds, max_len=max_len, embedding=EmbeddingSpec(version, dim))
     repo = dst / "repo"
     project = project or unique_project()
     if online == "moon-redis":
@@ -81,6 +81,20 @@ def build_repo(dst: str | Path, online: str = "sqlite", project: str | None = No
         ts = pd.concat([ts, pd.Series([ts.min()] * extra_embedding_items)], ignore_index=True)
     write_embedding_source(repo / DATA_DIR, version, ids, unit_vectors(len(ids), dim, seed), ts)
     return repo, spec
+
+
+def project_snapshot(project: str, redis_url: str = "127.0.0.1:6379") -> dict[bytes, dict]:
+    """Every hash of a Feast project, keyed by entity key without the project suffix."""
+    import redis
+
+    from .redis_connection import parse_connection_string
+
+    nodes, params = parse_connection_string(redis_url)
+    client = redis.Redis(host=nodes[0][0], port=nodes[0][1], **params)
+    suffix = project.encode()
+    out = {key[:-len(suffix)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + suffix, count=1000)}
+    client.close()
+    return out
 
 
 def delete_project_keys(project: str, redis_url: str = "127.0.0.1:6379") -> int:

@@ -1,0 +1,55 @@
+"""Store subcommands for the `moon-features` CLI: `add_store_commands(subparsers)` registers them.
+
+    moon-features materialize-embeddings --repo feature_repo --config feature_store.redis.yaml --version 1
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def _timestamp(text: str):
+    ts = pd.Timestamp(text)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def _materialize_embeddings(args) -> None:
+    from .bulk_writer import materialize_embeddings
+    from .repo import open_store
+
+    store = open_store(Path(args.repo), args.config)
+    versions = args.version or _registered_versions(store)
+    for version in versions:
+        materialize_embeddings(store, version, start_date=args.start, end_date=args.end, batch_size=args.batch_size,
+                               progress=not args.quiet, incremental=args.incremental)
+
+
+def _registered_versions(store) -> list[int]:
+    from .definitions import embedding_spec_of
+    from .errors import EmbeddingValidationError
+
+    versions = sorted(s.version for s in map(embedding_spec_of, store.list_feature_views()) if s)
+    if not versions:
+        raise EmbeddingValidationError("no embedding feature views are registered; run `feast apply` first")
+    return versions
+
+
+def add_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "materialize-embeddings",
+        help="write embedding feature views from their Parquet sources into the online store, fast",
+        description="Validates every vector (dimension from the view's moon.dim tag, NaN/inf, floats) before "
+                    "writing anything, writes Feast's own Redis format in pipelined batches, and records the "
+                    "materialization interval in the registry like `feast materialize`. Safe to re-run.")
+    p.add_argument("--repo", default="feature_repo", help="Feast repository directory")
+    p.add_argument("--config", default=None, help="feature_store.yaml variant (default: <repo>/feature_store.yaml)")
+    p.add_argument("--version", type=int, action="append",
+                   help="embedding version to write (repeatable; default: every registered version)")
+    p.add_argument("--batch-size", type=int, default=10_000, help="rows per pipelined write (bounds memory)")
+    p.add_argument("--start", type=_timestamp, default=None, help="window start (default 1970-01-02 UTC)")
+    p.add_argument("--end", type=_timestamp, default=None, help="window end (default now)")
+    p.add_argument("--incremental", action="store_true", help="start where the last materialization ended")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_materialize_embeddings)
