@@ -32,7 +32,7 @@ class DINConfig(ModelConfig):
     sim_histogram: bool = True        # SimTier features (only with use_moon)
     sim_bins: int = 10
     fuse_similarity: bool = True      # MUSE-style similarity bias on attention (only with use_moon)
-    attention_hidden: tuple[int, ...] = (64, 32)
+    attention_hidden: tuple[int, ...] = (64, 16)  # as deepctr-torch
     attention_act: str = "dice"
     attention_norm: str = "none"      # "none" (DIN paper) or "softmax"
     dnn_hidden: tuple[int, ...] = (200, 80)

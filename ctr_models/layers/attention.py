@@ -38,7 +38,7 @@ class TargetAttention(nn.Module):
     logits before masking; this is how MUSE-style similarity fusion enters.
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (64, 32), act: str = "dice",
+    def __init__(self, dim: int, hidden: Sequence[int] = (64, 16), act: str = "dice",
                  normalization: str = "none"):
         super().__init__()
         if not hidden:
@@ -63,13 +63,21 @@ class TargetAttention(nn.Module):
         return torch.baddbmm(c.unsqueeze(1), keys, a)                   # [B, L, h]
 
     # -- scoring and pooling ---------------------------------------------------------------
-    def scores(self, q: torch.Tensor, keys: torch.Tensor, naive: bool = False) -> torch.Tensor:
+    def scores(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
+               naive: bool = False) -> torch.Tensor:
+        """Attention logits [B, L]; 0 at padding positions.
+
+        Only the valid positions go through the activation and the upper layers (packed with the
+        mask): real histories are often much shorter than max_len, and this also keeps padding
+        out of Dice's batch statistics.
+        """
         h = self.naive_first_layer(q, keys) if naive else self.decomposed_first_layer(q, keys)
-        return self.rest(self.first_act(h)).squeeze(-1)  # [B, L]
+        packed = self.rest(self.first_act(h[mask])).squeeze(-1)  # [n_valid]
+        return torch.zeros(mask.shape, dtype=packed.dtype, device=packed.device).masked_scatter(mask, packed)
 
     def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 bias: torch.Tensor | None = None, naive: bool = False) -> torch.Tensor:
-        logits = self.scores(q, keys, naive=naive)
+        logits = self.scores(q, keys, mask, naive=naive)
         if bias is not None:
             logits = logits + bias
         if self.normalization == "softmax":

@@ -22,5 +22,13 @@ class Dice(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
-        p = torch.sigmoid(self.bn(flat)).reshape(shape)
-        return x * (p + (1 - p) * self.alpha)
+        # p * x + (1 - p) * alpha * x = x * (alpha + p * (1 - alpha)): three passes over the
+        # activations instead of six; this layer runs on every (target, history item) pair.
+        if self.training and flat.shape[0] < 2:
+            # batch statistics need >= 2 rows (e.g. a batch whose histories are all empty):
+            # fall back to the running statistics instead of failing
+            p = nn.functional.batch_norm(flat, self.bn.running_mean, self.bn.running_var, training=False,
+                                         eps=self.bn.eps).sigmoid_()
+        else:
+            p = self.bn(flat).sigmoid_()  # in place is safe: BatchNorm's backward does not need its output
+        return (flat * torch.addcmul(self.alpha, p, 1 - self.alpha)).reshape(shape)
