@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugin_registrars():
     """Subcommands contributed by the capability packages."""
-    return []
+    from .training.cli import add_training_commands
+
+    return [add_training_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,58 @@
+"""`moon-features train` and `moon-features evaluate`."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+
+def _entity_rows(args) -> pd.DataFrame:
+    from ..data.layout import load_dataset
+    from ..store.sources import entity_rows
+
+    if args.rows:
+        return pd.read_parquet(args.rows)
+    return entity_rows(load_dataset(args.data))
+
+
+def _train(args) -> None:
+    from ctr_models.trainer import TrainerConfig
+
+    from .train import train_from_feast
+
+    cfg = TrainerConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    train_from_feast(args.repo, _entity_rows(args), args.out, model=args.model, use_moon=not args.no_moon,
+                     trainer_config=cfg, config_file=args.config)
+
+
+def _evaluate(args) -> None:
+    from .train import evaluate_from_feast
+
+    metrics = evaluate_from_feast(args.repo, _entity_rows(args), args.model_dir, config_file=args.config)
+    print(json.dumps({k: float(v) for k, v in metrics.items()}, indent=2))
+
+
+def _rows_arguments(p) -> None:
+    p.add_argument("--repo", default="feature_repo", help="the Feast repo (spec.json + sources)")
+    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis variant")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="dataset folder: its interactions are the entity rows")
+    src.add_argument("--rows", help="Parquet of entity rows: user_id, item_id, event_timestamp, label")
+
+
+def add_training_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a CTR model on point-in-time features from the repo")
+    _rows_arguments(p)
+    p.add_argument("--model", choices=["din", "deepfm"], default="din")
+    p.add_argument("--no-moon", action="store_true", help="ID features only (the baseline)")
+    p.add_argument("--out", required=True, help="artifact folder")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="AUC / GAUC / logloss of a saved model on entity rows")
+    _rows_arguments(p)
+    p.add_argument("--model-dir", required=True)
+    p.set_defaults(func=_evaluate)

@@ -1,0 +1,145 @@
+"""Training sets from Feast: entity rows -> point-in-time features -> CTRData (no per-row Python).
+
+The profile and sequence features come from `get_historical_features` (an as-of join, so no
+future event leaks). MOON embeddings are content features of a fixed encoder version, valid
+from the item's first_seen: target and history items alike are gathered from that version's
+table (item id -> vector), exactly what the online path reads for serving.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from feast import FeatureStore
+
+from ctr_models.data import CTRData
+
+from ..errors import MoonFeaturesError
+from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, EmbeddingSpec, FeatureSpec
+
+ROW_ID = "__row_id"
+ENTITY_COLUMNS = ("user_id", "item_id", "event_timestamp")
+
+
+class TrainingSetError(MoonFeaturesError, ValueError):
+    """Entity rows or offline sources cannot make a training set; the message says why."""
+
+
+def _batch_source_path(store: FeatureStore, view: str) -> str:
+    return store.get_feature_view(view).batch_source.path
+
+
+def _latest_per_item(table: pa.Table) -> pa.Table:
+    """Keep the newest row of each item (an offline source may hold several versions of a row)."""
+    order = pc.sort_indices(table, [("item_id", "ascending"), ("event_timestamp", "descending")])
+    table = table.take(order)
+    ids = table.column("item_id").to_numpy()
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return table.filter(pa.array(first))
+
+
+def item_attribute_table(store: FeatureStore, spec: FeatureSpec, attribute: str) -> np.ndarray:
+    """codes[item_id] of an item attribute (0 for unknown items), for the history positions."""
+    table = _latest_per_item(pq.read_table(_batch_source_path(store, ITEM_PROFILE_VIEW),
+                                           columns=["item_id", "event_timestamp", attribute]))
+    codes = np.zeros(spec.max_item_id + 1, dtype=np.int64)
+    ids = table.column("item_id").to_numpy()
+    keep = ids <= spec.max_item_id
+    codes[ids[keep]] = table.column(attribute).fill_null(0).to_numpy()[keep]
+    return codes
+
+
+def moon_table(store: FeatureStore, spec: FeatureSpec, embedding: EmbeddingSpec | None = None) -> np.ndarray:
+    """float32 [max_item_id + 1, d]: row i = item i's embedding at the spec's version, row 0 = zeros."""
+    emb = embedding or spec.embedding
+    if emb is None:
+        raise TrainingSetError("the spec pins no embedding version; build the repo after `encoder embed`")
+    table = _latest_per_item(pq.read_table(_batch_source_path(store, emb.view_name),
+                                           columns=["item_id", "event_timestamp", EMBEDDING_FIELD]))
+    vectors = list_column_to_matrix(table.column(EMBEDDING_FIELD), emb.dim, what=emb.view_name)
+    out = np.zeros((spec.max_item_id + 1, emb.dim), dtype=np.float32)
+    ids = table.column("item_id").to_numpy()
+    keep = ids <= spec.max_item_id
+    out[ids[keep]] = vectors[keep]
+    return out
+
+
+def list_column_to_matrix(column: pa.ChunkedArray, width: int, what: str) -> np.ndarray:
+    """A list<float> column of fixed width as a float32 [n, width] matrix, without Python loops."""
+    column = column.combine_chunks()
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy()
+    if (lengths != width).any():
+        bad = int(np.flatnonzero(lengths != width)[0])
+        raise TrainingSetError(f"{what}: row {bad} has length {lengths[bad]}, expected {width}")
+    return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
+
+
+def pad_sequences(column: pa.ChunkedArray, max_len: int, max_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """list<int64> -> (int64 [n, max_len] left-aligned and zero-padded, lengths [n]).
+
+    Longer lists keep their most recent (last) max_len items; ids above max_id become 0 (unknown).
+    """
+    column = column.combine_chunks()
+    n = len(column)
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy().astype(np.int64)
+    offsets = column.offsets.to_numpy()[:-1].astype(np.int64) if n else np.zeros(0, np.int64)
+    values = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
+    kept = np.minimum(lengths, max_len)
+    start = offsets + lengths - kept
+    row = np.repeat(np.arange(n), kept)
+    pos = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    out = np.zeros((n, max_len), dtype=np.int64)
+    out[row, pos] = values[np.repeat(start, kept) + pos]
+    out[out > max_id] = 0
+    return out, kept
+
+
+def _clip_ids(ids: np.ndarray, max_id: int) -> np.ndarray:
+    ids = ids.astype(np.int64)
+    return np.where((ids > 0) & (ids <= max_id), ids, 0)
+
+
+def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np.ndarray | None) -> dict:
+    """Model arrays from a feature table (historical join output or online lookup alike)."""
+    arrays = {
+        "user_id": _clip_ids(table.column("user_id").to_numpy(), spec.max_user_id),
+        "item_id": _clip_ids(table.column("item_id").to_numpy(), spec.max_item_id),
+    }
+    for f in spec.user_categorical + spec.item_categorical:
+        arrays[f.name] = table.column(f.name).fill_null(0).to_numpy().astype(np.int64)
+    for name in spec.user_dense + spec.item_dense:
+        arrays[name] = table.column(name).fill_null(0.0).to_numpy().astype(np.float32)
+    hist, lengths = pad_sequences(table.column("hist_item_ids"), spec.max_len, spec.max_item_id)
+    arrays["hist_item_id"] = hist
+    arrays["hist_len"] = lengths
+    if spec.sequence_attribute:
+        arrays[f"hist_{spec.sequence_attribute}"] = attribute_codes[hist]
+    if "label" in table.column_names:
+        arrays["label"] = table.column("label").to_numpy().astype(np.float32)
+    return arrays
+
+
+def historical_table(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.DataFrame) -> pa.Table:
+    """get_historical_features for the spec's features, back in the entity rows' order."""
+    missing = [c for c in ENTITY_COLUMNS if c not in entity_rows.columns]
+    if missing:
+        raise TrainingSetError(f"entity rows lack column(s) {missing}; need {list(ENTITY_COLUMNS)} (+ label)")
+    rows = entity_rows.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(entity_rows))})
+    refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]
+    table = store.get_historical_features(entity_df=rows, features=refs).to_arrow()
+    # Feast's offline stores do not keep the entity order; the caller's order is the contract.
+    return table.take(pc.sort_indices(table, [(ROW_ID, "ascending")]))
+
+
+def training_data(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.DataFrame,
+                  use_moon: bool = True) -> CTRData:
+    """The point-in-time training set for a model over `spec` (with or without MOON embeddings)."""
+    inputs = spec.model_inputs(use_moon=use_moon)
+    table = historical_table(store, spec, entity_rows)
+    codes = item_attribute_table(store, spec, spec.sequence_attribute) if spec.sequence_attribute else None
+    arrays = arrays_from_features(table, spec, codes)
+    table_moon = moon_table(store, spec) if inputs.moon_dim else None
+    return CTRData(arrays, inputs, moon_table=table_moon)
