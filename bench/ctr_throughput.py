@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ctr_movielens as ml  # noqa: E402
+import ctr_quality as ml  # noqa: E402  (MovieLens loading lives there)
 
 from ctr_models import DIN, CTRData, DINConfig, seed_everything  # noqa: E402
 
