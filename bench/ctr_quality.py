@@ -285,6 +285,37 @@ def fmt(vals: list[float], digits: int = 4) -> str:
     return f"{np.mean(vals):.{digits}f} [{min(vals):.{digits}f}, {max(vals):.{digits}f}]"
 
 
+def report(runs_file: Path, out: Path) -> str:
+    """Aggregate runs.jsonl (mean [min, max] over seeds) into markdown tables and curve plots."""
+    by: dict = {}
+    emb = set()
+    for line in runs_file.read_text().splitlines():
+        r = json.loads(line)
+        by.setdefault(r["split"], {}).setdefault(r["model"], []).append(r)
+        if r["model"] in OURS and r["model"].endswith("_moon"):
+            emb.add(r["embedding"])
+    lines = []
+    for split in sorted(by):
+        by_model = {m: by[split][m] for m in [*PEER, *OURS] if m in by[split]}
+        lines += [f"\nSplit {split} (item embedding for *_moon: {'; '.join(sorted(emb)) or '-'})",
+                  "| model | seeds | test AUC | GAUC | logloss | cold-item AUC | cold-item logloss | best epochs "
+                  "| train samples/s | AUC RelaImpr vs peer DIN |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        base = np.mean([r["auc"] for r in by_model["peer_din"]]) if "peer_din" in by_model else None
+        for name, runs in by_model.items():
+            cells = [fmt([r[k] for r in runs]) for k in METRICS]
+            ri = f"{rela_impr(np.mean([r['auc'] for r in runs]), base):+.1f}%" if base else "-"
+            lines.append(f"| {name}: {(PEER | OURS)[name]} | {','.join(str(r['seed']) for r in runs)} | "
+                         + " | ".join(cells) + " | " + ",".join(str(r["best_epoch"]) for r in runs)
+                         + f" | {np.mean([r['train_samples_per_s'] for r in runs]):,.0f} | {ri} |")
+        plot_training_curves({f"{n} seed {runs[0]['seed']}": runs[0]["history"] for n, runs in by_model.items()},
+                             out / f"curves_split{split}.png", metrics=("val_auc", "val_logloss"))
+    text = "\n".join(lines)
+    print(text)
+    (out / "report.md").write_text(text + "\n")
+    return text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/movielens-100k"))
@@ -301,7 +332,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/ctr_quality")
     p.add_argument("--progress", action="store_true", help="per-epoch progress bars and summaries")
+    p.add_argument("--report-only", action="store_true", help="only aggregate <out>/runs.jsonl")
     args = p.parse_args(argv)
+    if args.report_only:
+        report(Path(args.out) / "runs.jsonl", Path(args.out))
+        return 0
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,45 +365,26 @@ def main(argv=None) -> int:
     full_id = CTRData(a, inputs)
     full_moon = CTRData(a, moon_inputs, moon_table=table) if table is not None else None
 
-    results: dict = {"embedding": emb_name, "args": vars(args), "runs": {}}
-    jobs = [(s, m, seed) for s in args.splits.split(",") for m in models for seed in seeds]
+    jobs = [(seed, s, m) for seed in seeds for s in args.splits.split(",") for m in models]
+    # seed-major order: if the run is cut short, every finished seed is a complete comparison
+    runs_file = out / "runs.jsonl"
     bar = tqdm(jobs, desc="ctr_quality", unit="run")
-    for split, name, seed in bar:
+    for seed, split, name in bar:
         bar.set_postfix_str(f"{split} {name} seed {seed}")
         idx = make_split(a, split)
         parts = {"inputs": inputs, "moon_inputs": moon_inputs,
                  "id": {k: full_id.subset(v) for k, v in idx.items()},
                  "moon": {k: full_moon.subset(v) for k, v in idx.items()} if full_moon is not None else None}
         r = (run_peer if name in PEER else run_ours)(name, parts, seed, args)
-        results["runs"].setdefault(split, {}).setdefault(name, []).append(r)
-        with open(out / "runs.jsonl", "a") as f:  # incremental, so a long run's partial results survive
+        with open(runs_file, "a") as f:  # incremental, so a long run's partial results survive
             f.write(json.dumps({"split": split, "model": name, "seed": seed, "embedding": emb_name,
-                                **{k: v for k, v in r.items() if k != "history"}}, default=float) + "\n")
+                                "threads": args.threads, **r}, default=float) + "\n")
         tqdm.write(f"split {split} {name:<16} seed {seed}: AUC {r['auc']:.4f} GAUC {r['gauc']:.4f} "
                    f"logloss {r['logloss']:.4f} cold AUC {r['cold_auc']:.4f} (epoch {r['best_epoch']}, "
                    f"{r['train_samples_per_s']:,.0f} train samples/s)")
-
-    lines = []
-    for split, by_model in results["runs"].items():
-        lines += [f"\nSplit {split} (embedding for *_moon: {emb_name})",
-                  "| model | test AUC | GAUC | logloss | cold-item AUC | cold-item logloss | best epochs | train samples/s | RelaImpr vs peer DIN |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        base = np.mean([r["auc"] for r in by_model["peer_din"]]) if "peer_din" in by_model else None
-        for name, runs in by_model.items():
-            cells = [fmt([r[k] for r in runs]) for k in METRICS]
-            ri = f"{rela_impr(np.mean([r['auc'] for r in runs]), base):+.1f}%" if base else "-"
-            lines.append(f"| {name}: {(PEER | OURS)[name]} | " + " | ".join(cells) + " | "
-                         + ",".join(str(r["best_epoch"]) for r in runs)
-                         + f" | {np.mean([r['train_samples_per_s'] for r in runs]):,.0f} | {ri} |")
-        plot_training_curves({f"{n} s{seeds[0]}": runs[0]["history"] for n, runs in by_model.items()},
-                             out / f"curves_split{split}.png", metrics=("val_auc", "val_logloss"))
-    report = "\n".join(lines)
-    print(report)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"results_{stamp}.json").write_text(json.dumps(results, indent=1, default=float))
-    (out / f"report_{stamp}.md").write_text(report + "\n")
+    report(runs_file, out)
     print(f"ctr_quality: {len(jobs)} runs in {time.perf_counter() - t_start:,.0f} s; "
-          f"results in {out}/results_{stamp}.json, curves in {out}/curves_split*.png")
+          f"all runs in {runs_file}, curves in {out}/curves_split*.png")
     return 0
 
 
