@@ -37,3 +37,13 @@ def test_deepctr_deepfm_from_arrays_without_sequences():
     model = DeepCTRDeepFM(cols, cols, dnn_hidden_units=(8,), seed=0)
     p = model.predict(to_deepctr_input(arrays, inputs, include_sequences=False), batch_size=16)
     assert p.shape == (16, 1)
+
+
+def test_moon_vectors_from_ctrdata_table_match_batch():
+    inputs = tiny_inputs(moon_dim=4)
+    arrays, table = synthetic_ctr_arrays(inputs, 16, moon_dim=4)
+    data = CTRData(arrays, inputs, moon_table=table)
+    from_data = to_deepctr_input(data, inputs, include_moon=True)["item_emb"]
+    from_batch = to_deepctr_input(data.batch(slice(None)), inputs, include_moon=True)["item_emb"]
+    np.testing.assert_array_equal(from_data, from_batch)
+    np.testing.assert_array_equal(from_data, table[arrays["item_id"]])

@@ -80,7 +80,7 @@ def _pad_to(a: np.ndarray, max_len: int) -> np.ndarray:
 
 def to_deepctr_input(data: CTRBatch | CTRData | dict[str, np.ndarray], inputs: ModelInputs, *,
                      include_sequences: bool = True, include_moon: bool = False,
-                     moon_table: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     moon_table: np.ndarray | None = None, item_field: str = "item_id") -> dict[str, np.ndarray]:
     """The deepctr-torch input dict for `data`, matching `feature_columns(inputs, ...)`.
 
     For include_moon with a CTRBatch the vectors come from batch.item_emb; with arrays or
@@ -113,8 +113,7 @@ def to_deepctr_input(data: CTRBatch | CTRData | dict[str, np.ndarray], inputs: M
         if moon is None:
             if moon_table is None:
                 raise DeepCTRAdapterError("include_moon=True needs batch.item_emb or a moon_table")
-            item = next((s.target for s in inputs.sequences), "item_id")
-            ids = x[item]
+            ids = x[item_field]
             moon = np.asarray(moon_table, dtype=np.float32)[np.where(ids < len(moon_table), ids, 0)]
         x[MOON_NAME] = moon
     return x
