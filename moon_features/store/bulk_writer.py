@@ -167,22 +167,26 @@ def write_embedding_view(config, online_store, fv, start: datetime, end: datetim
 
     written = skipped = 0
     bar = tqdm(total=len(rows), desc=f"materialize {name}", unit="rows", disable=not progress)
+    failed = True
     try:
         for first, batch in _batches(path, columns, batch_size):
             local = rows[(rows >= first) & (rows < first + batch.num_rows)] - first
             if not len(local):
                 continue
-            sel = pa.array(local)
-            ids = batch.column(0).take(sel).to_numpy().astype(np.int64)
-            ts_us = _micros(pa.chunked_array([batch.column(1).take(sel)]))
-            matrix = embedding_matrix(ids, batch.column(2).take(sel), emb.dim, name)
+            if len(local) < batch.num_rows:  # superseded or out-of-window rows in this batch
+                batch = batch.take(pa.array(local))
+            ids = batch.column(0).to_numpy().astype(np.int64)
+            ts_us = _micros(pa.chunked_array([batch.column(1)]))
+            matrix = embedding_matrix(ids, batch.column(2), emb.dim, name)
             w, s = writer.write(ids, ts_us, matrix)
             written += w
             skipped += s
             bar.update(len(local))
             if on_batch:
                 on_batch(written + skipped)
+        failed = False
     finally:
+        writer.finish(failed)  # waits for the last batch; after a failure, drains what was sent
         bar.close()
     return MaterializeResult(name, n_source, n_window, written, skipped, time.perf_counter() - t0)
 
@@ -199,9 +203,10 @@ def validate_source(path: Path, columns: list[str], start_us: int, end_us: int, 
         inside = (ts >= start_us) & (ts <= end_us)
         if not inside.any():
             continue
-        sel = pa.array(np.flatnonzero(inside))
+        if not inside.all():
+            batch = batch.take(pa.array(np.flatnonzero(inside)))
         try:
-            embedding_matrix(batch.column(0).take(sel).to_numpy(), batch.column(2).take(sel), dim, name)
+            embedding_matrix(batch.column(0).to_numpy(), batch.column(2), dim, name)
         except EmbeddingValidationError as e:
             bad_batches += 1
             if len(messages) < 3:
@@ -233,40 +238,61 @@ class _RedisWriter:
         self.emb_field = layout.feature(EMBEDDING_FIELD).field
         self.ttl = getattr(self.config, "key_ttl_seconds", None)
         self.skip_dedup = bool(getattr(self.config, "skip_dedup", False))
+        self.stream = None
 
     def check(self) -> None:
         self.transport.ping()
 
     def write(self, ids: np.ndarray, ts_us: np.ndarray, matrix: np.ndarray) -> tuple[int, int]:
-        keys = codec.redis_keys(self.join_key, ids, self.project)
+        """Queue one batch: (rows written, rows skipped because the store already held them).
+
+        The HSETs are sent without waiting; their replies are read with the next batch's
+        timestamp read (or in finish()), so Redis writes batch k while we prepare batch k+1.
+        """
+        from .redis_connection import pack_rows
+
+        if self.stream is None:
+            self.stream = self.transport.stream()
+        n = len(ids)
+        keys = codec.int64_key_matrix(self.join_key, ids, self.project)
         stamps = codec.encode_timestamps_us(ts_us)
-        keep = np.ones(len(keys), dtype=bool)
-        if not self.skip_dedup:
-            stored = self.transport.hmget_many([(keys, [self.ts_field])])
-            for i, (reply, new) in enumerate(zip(stored, stamps)):
+        keep = np.ones(n, dtype=bool)
+        if self.skip_dedup:
+            self.stream.collect()
+        else:
+            self.stream.send(pack_rows([b"HMGET", keys, self.ts_field], n), n)
+            stored = self.stream.collect()[-n:]  # earlier replies: the previous batch's HSETs
+            for i, reply in enumerate(stored):
                 old = reply[0]
-                # Feast skips a row unless it is strictly newer than what the store holds.
-                if old is not None and (old == new or codec.decode_timestamp_ns(old) >= int(ts_us[i]) * 1000):
+                # Feast's rule: a row is written only if strictly newer than the stored one.
+                if old is not None and (old == stamps[i] or codec.decode_timestamp_ns(old) >= int(ts_us[i]) * 1000):
                     keep[i] = False
-        values = codec.encode_float_lists(matrix)
-        head = b"*6\r\n$4\r\nHSET\r\n"
-        ts_f, emb_f = self.ts_field, self.emb_field
-        parts = []
-        for i in np.flatnonzero(keep):
-            k, t, v = keys[i], stamps[i], values[i]
-            parts.append(b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-                head, len(k), k, len(ts_f), ts_f, len(t), t, len(emb_f), emb_f, len(v), v))
+        rows = np.flatnonzero(keep)
+        lengths = np.fromiter(map(len, stamps), dtype=np.int64, count=n)
+        payload, count = [], 0
+        # Every argument has a fixed width within a group of equal timestamp length, so numpy
+        # packs each group's HSETs in one go (few groups: the varint lengths barely vary).
+        for width in np.unique(lengths[rows]):
+            grp = rows[lengths[rows] == width]
+            ts_mat = np.frombuffer(b"".join([stamps[i] for i in grp]), np.uint8).reshape(len(grp), int(width))
+            payload.append(pack_rows([b"HSET", keys[grp], self.ts_field, ts_mat, self.emb_field,
+                                      codec.float_list_matrix(matrix[grp])], len(grp)))
+            count += len(grp)
             if self.ttl:
-                parts.append(_pack(b"EXPIRE", k, str(int(self.ttl)).encode()))
-        self.transport.execute_packed(b"".join(parts), len(parts))
-        n = int(keep.sum())
-        return n, len(keys) - n
+                payload.append(pack_rows([b"EXPIRE", keys[grp], str(int(self.ttl)).encode()], len(grp)))
+                count += len(grp)
+        self.stream.send(b"".join(payload), count)
+        return len(rows), n - len(rows)
 
-
-def _pack(*args: bytes) -> bytes:
-    from .redis_connection import pack_command
-
-    return pack_command(args)
+    def finish(self, failed: bool = False) -> None:
+        if self.stream is None:
+            return
+        stream, self.stream = self.stream, None
+        try:
+            if not failed:
+                stream.collect()
+        finally:
+            stream.close(failed)
 
 
 class _FeastWriter:
@@ -278,6 +304,9 @@ class _FeastWriter:
         self.fv = fv
 
     def check(self) -> None:
+        pass
+
+    def finish(self, failed: bool = False) -> None:
         pass
 
     def write(self, ids: np.ndarray, ts_us: np.ndarray, matrix: np.ndarray) -> tuple[int, int]:

@@ -40,7 +40,9 @@ def embedding_table(item_ids, matrix: np.ndarray, timestamps, encoder_version: i
 def write_embedding_source(data_dir: str | Path, version: int, item_ids, matrix, timestamps,
                            row_group_size: int = 16_384) -> Path:
     path = source_path(Path(data_dir), embedding_view_name(version))
-    pq.write_table(embedding_table(item_ids, matrix, timestamps, version), path, row_group_size=row_group_size)
+    # Dictionary-encoding random floats only costs time: keep it for the id and version columns.
+    pq.write_table(embedding_table(item_ids, matrix, timestamps, version), path, row_group_size=row_group_size,
+                   use_dictionary=["item_id", "encoder_version"])
     return path
 
 

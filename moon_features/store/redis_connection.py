@@ -11,6 +11,7 @@ import json
 from contextlib import contextmanager
 from typing import Iterable, Sequence
 
+import numpy as np
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -92,6 +93,28 @@ def make_client(online_config):
 def pack_command(args: Sequence[bytes]) -> bytes:
     """One command in RESP: *<n> then $<len> <arg> for every argument."""
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def pack_rows(args: Sequence[bytes | np.ndarray], n: int) -> bytes:
+    """n commands whose every argument has a fixed width, packed in RESP by numpy.
+
+    Each argument is either bytes (the same in every command) or an [n, width] uint8 matrix
+    (row i belongs to command i). No per-command Python work: one concatenate, one tobytes.
+    """
+    blocks: list = [b"*%d\r\n" % len(args)]
+    for a in args:
+        width = len(a) if isinstance(a, bytes) else a.shape[1]
+        blocks.append(b"$%d\r\n" % width)
+        blocks.append(a)
+        blocks.append(b"\r\n")
+    merged: list = []
+    for b in blocks:  # adjacent constants become one block
+        if isinstance(b, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += b
+        else:
+            merged.append(b)
+    cols = [np.broadcast_to(np.frombuffer(b, np.uint8), (n, len(b))) if isinstance(b, bytes) else b for b in merged]
+    return np.concatenate(cols, axis=1).tobytes()
 
 
 def _pack_hmgets(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
@@ -186,6 +209,14 @@ class RedisTransport:
             out.append(reply)
         return out
 
+    def stream(self) -> "ReplyStream":
+        """A connection held across several sends: replies are read later, in order. While Redis
+        works through one batch the caller prepares the next (see bulk_writer)."""
+        if self.is_cluster:
+            raise NotImplementedError("streamed writes need one connection; Redis Cluster uses pipelines")
+        with self._errors():
+            return ReplyStream(self, self.client.connection_pool.get_connection())
+
     def _cluster_pipeline(self, commands) -> list:
         with self._errors():
             with self.client.pipeline(transaction=False) as pipe:
@@ -195,3 +226,42 @@ class RedisTransport:
 
     def close(self) -> None:
         self.client.close()
+
+
+class ReplyStream:
+    """Pre-packed commands sent now, their replies collected later (FIFO), on one connection."""
+
+    def __init__(self, transport: RedisTransport, conn):
+        self.transport = transport
+        self.conn = conn
+        self.pending = 0
+
+    def send(self, payload: bytes, count: int) -> None:
+        if count:
+            with self.transport._errors():
+                self.conn.send_packed_command([payload], check_health=False)
+            self.pending += count
+
+    def collect(self) -> list:
+        """Every outstanding reply, in send order; the first error reply is raised."""
+        count, self.pending = self.pending, 0
+        with self.transport._errors():
+            replies = RedisTransport._read_replies(self.conn, count)
+        for r in replies:
+            if isinstance(r, Exception):
+                raise ResponseError(str(r))
+        return replies
+
+    def close(self, failed: bool = False) -> None:
+        """Return the connection; after a failure drain what was sent (so every command that
+        reached Redis is acknowledged before the caller looks) and drop the connection."""
+        pool = self.transport.client.connection_pool
+        try:
+            if failed and self.pending:
+                try:
+                    self.collect()
+                except Exception:
+                    pass
+                self.conn.disconnect()
+        finally:
+            pool.release(self.conn)
