@@ -1,0 +1,125 @@
+"""One ranking request's CTRBatch from an OnlineLookup, built by the training path's own code.
+
+The online lookup is laid out as the feature table the historical join returns (one row per
+candidate: user_id, item_id, profile columns, hist_item_ids) and handed to
+`training.retrieval.arrays_from_features`, so padding, truncation to the last max_len items,
+id clipping and the history-attribute codes are computed by the same function offline and
+online. Only the MOON vectors differ in origin: offline they are gathered from the version's
+table, online they come from the same version's rows in the lookup.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ctr_models.batch import CTRBatch
+from ctr_models.inputs import ModelInputs
+
+from ..spec import FeatureSpec
+from ..store.online_reader import OnlineLookup
+from ..training.retrieval import arrays_from_features
+from .errors import ContextError
+
+
+class RequestAttributeCodes:
+    """`codes[ids]` for the history items of one request (what `item_attribute_table` answers
+    offline for every item), from the codes the lookup read; ids outside the request map to 0."""
+
+    def __init__(self, item_ids: np.ndarray, codes: np.ndarray):
+        order = np.argsort(item_ids, kind="stable")
+        self._ids = np.asarray(item_ids, dtype=np.int64)[order]
+        self._codes = np.asarray(codes, dtype=np.int64)[order]
+
+    def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(self._ids):
+            return np.zeros(ids.shape, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
+        hit = (self._ids[pos] == ids) & (ids != 0)  # 0 is padding / unknown: never a code
+        return np.where(hit, self._codes[pos], 0)
+
+
+def _repeated_list(values: np.ndarray, n: int) -> pa.ListArray:
+    """The same int64 list n times, as one list column (no per-row Python)."""
+    width = len(values)
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32) if width else np.zeros(n + 1, np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.tile(values.astype(np.int64), n), pa.int64()))
+
+
+def feature_table(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> pa.Table:
+    """The online lookup as the historical join's table: one row per candidate, request order."""
+    cand = lookup.candidates
+    n = len(cand.item_ids)
+    user = lookup.user
+    cols: dict[str, pa.Array] = {
+        "user_id": pa.array(np.full(n, user_id, dtype=np.int64)),
+        "item_id": pa.array(cand.item_ids.astype(np.int64, copy=False)),
+    }
+    for f in spec.user_categorical:
+        cols[f.name] = pa.array(np.full(n, int(user.get(f.name, 0)), dtype=np.int64))
+    for name in spec.user_dense:
+        cols[name] = pa.array(np.full(n, float(user.get(name, 0.0)), dtype=np.float32))
+    for f in spec.item_categorical:
+        cols[f.name] = pa.array(cand.profiles[f.name].astype(np.int64, copy=False))
+    for name in spec.item_dense:
+        cols[name] = pa.array(cand.profiles[name].astype(np.float32, copy=False))
+    cols["hist_item_ids"] = _repeated_list(user["hist_item_ids"], n)
+    return pa.table(cols)
+
+
+def history_embeddings(lookup: OnlineLookup, padded: np.ndarray, kept: int, dim: int) -> np.ndarray:
+    """float32 [L, D]: the lookup's vectors at the positions pad_sequences kept (the last `kept`
+    items), zero where the padded id is 0 (padding, or an id beyond the spec), as offline."""
+    out = np.zeros((len(padded), dim), dtype=np.float32)
+    hist = lookup.history
+    if kept and hist.embeddings is not None:
+        start = len(hist.item_ids) - kept
+        out[:kept] = hist.embeddings[start:start + kept]
+        out[:kept][padded[:kept] == 0] = 0.0
+    return out
+
+
+def _context_arrays(inputs: ModelInputs, context: dict | None, n: int) -> dict[str, np.ndarray]:
+    """Request-level context features (sparse fields of group 'context'), one value for every row."""
+    names = {f.name for f in inputs.sparse if f.group == "context"}
+    context = context or {}
+    unknown = sorted(set(context) - names)
+    if unknown:
+        raise ContextError(f"context keys {unknown} are not context features of this model "
+                           f"(it has {sorted(names) or 'none'})")
+    out = {}
+    for name in names:
+        value = context.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ContextError(f"context[{name!r}] must be an integer id, got {value!r}")
+        out[name] = np.full(n, int(value), dtype=np.int64)
+    return out
+
+
+def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, user_id: int,
+                 context: dict | None = None) -> CTRBatch:
+    """The CTRBatch the training path would build for (user, candidate) rows at "now"."""
+    table = feature_table(lookup, spec, user_id)
+    codes = None
+    if spec.sequence_attribute:
+        codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
+    arrays = arrays_from_features(table, spec, codes)
+    arrays.update(_context_arrays(inputs, context, len(table)))
+    batch = CTRBatch(
+        sparse={f.name: torch.from_numpy(arrays[f.name]) for f in inputs.sparse},
+        hist_len=torch.from_numpy(arrays["hist_len"]),
+        dense={name: torch.from_numpy(arrays[name]) for name in inputs.dense},
+        hist={s.name: torch.from_numpy(arrays[s.name]) for s in inputs.sequences},
+    )
+    if inputs.moon_dim is not None:
+        n = len(table)
+        item_emb = lookup.candidates.embeddings
+        if item_emb is None:
+            item_emb = np.zeros((n, inputs.moon_dim), dtype=np.float32)
+        hist_row = history_embeddings(lookup, arrays["hist_item_id"][0] if n else np.zeros(spec.max_len, np.int64),
+                                      int(arrays["hist_len"][0]) if n else 0, inputs.moon_dim)
+        batch.item_emb = torch.from_numpy(np.ascontiguousarray(item_emb, dtype=np.float32))
+        # Every candidate shares the user's history: a broadcast view, not n copies.
+        batch.hist_emb = torch.from_numpy(hist_row).unsqueeze(0).expand(n, -1, -1)
+    return batch

@@ -1,0 +1,86 @@
+"""`moon-features serve` and `moon-features check-consistency`.
+
+The main CLI calls `add_serving_commands(subparsers)`; `python -m moon_features.serving.cli`
+runs the same commands on their own.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _serve(args) -> None:
+    import uvicorn
+
+    from .settings import ServingSettings
+
+    settings = ServingSettings.load(args.settings, repo=args.repo, model_dir=args.model_dir,
+                                    feature_store_yaml=args.config, host=args.host, port=args.port,
+                                    max_candidates=args.max_candidates, workers=args.workers).require_paths()
+    print(f"serving {settings.model_dir} over {settings.repo} at http://{settings.host}:{settings.port} "
+          f"({settings.workers} worker(s); OpenAPI at /docs)", flush=True)
+    if settings.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                    access_log=False)
+        return
+    # Worker processes build their own app from the environment: pass the merged settings there.
+    os.environ.update(settings.as_env())
+    uvicorn.run("moon_features.serving.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level=settings.log_level, access_log=False)
+
+
+def _check_consistency(args) -> None:
+    from .consistency import check_repo_consistency
+
+    report = check_repo_consistency(args.repo, args.model_dir, n_rows=args.rows, config_file=args.config,
+                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize)
+    print(report.line())
+    report.raise_for_mismatch()
+
+
+def add_serving_commands(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="run the HTTP scoring service (POST /score, /events; GET /health, /metrics)")
+    p.add_argument("--repo", default=None, help="the Feast repo (spec.json, feature_store.yaml)")
+    p.add_argument("--model-dir", default=None, help="model artifact trained from that repo")
+    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
+    p.add_argument("--settings", default=None, help="serving settings file (YAML/JSON); also $MOON_SERVING_CONFIG")
+    p.add_argument("--host", default=None, help="default 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default 8000")
+    p.add_argument("--max-candidates", type=int, default=None, help="default 1000; more -> HTTP 413")
+    p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes, default 1")
+    p.set_defaults(func=_serve)
+
+    p = subparsers.add_parser("check-consistency",
+                              help="offline (training) vs online (serving) scores of sampled rows must agree")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
+    p.add_argument("--rows", type=int, default=200, help="sampled (user, item) rows")
+    p.add_argument("--tolerance", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--materialize", action="store_true", help="materialize all views first")
+    p.set_defaults(func=_check_consistency)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import MoonFeaturesError
+
+    parser = argparse.ArgumentParser(prog="moon-features", description="scoring service commands")
+    add_serving_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except MoonFeaturesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # as the main entry point: skip DuckDB's noisy interpreter finalisation

@@ -1,0 +1,171 @@
+"""CTRScorer: (user, candidates) -> click probabilities, read from the online store.
+
+Loading checks, once, that the artifact was trained on what the store serves: the same feature
+spec (vocabularies, id ranges, max_len, ...) and the same embedding version and dimension,
+registered in the store's registry. A request then makes one `OnlineReader.lookup` (user and
+candidates in one round trip, the history items in a second), builds the batch with the
+training path's code (serving.batch) and runs the model once under inference_mode.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from feast import FeatureStore
+
+from ctr_models.artifact import ModelArtifact, from_pretrained
+
+from ..spec import FeatureSpec, embedding_view_name
+from ..store.definitions import embedding_spec_of
+from ..store.errors import OnlineStoreUnavailableError
+from ..store.online_reader import OnlineLookup, OnlineReader
+from ..training.train import model_spec
+from .batch import online_batch
+from .errors import ModelStoreMismatchError, TooManyCandidatesError
+
+
+@dataclass
+class ScoreResult:
+    """Scores in request order plus what the lookup could not find."""
+
+    item_ids: np.ndarray           # int64 [n], as requested
+    scores: np.ndarray             # float32 [n] click probabilities
+    item_found: np.ndarray         # bool [n]; False: unknown item, scored with zero features
+    user_found: bool               # False: unknown user, scored with an empty history
+    history_length: int            # history items the model saw (after truncation to max_len)
+    history_missing: int = 0      # history items the store had no features for (scored as zeros)
+    timings: dict = field(default_factory=dict)  # seconds: lookup, model
+
+    @property
+    def unknown_item_ids(self) -> list[int]:
+        return self.item_ids[~self.item_found].tolist()
+
+
+def artifact_version(model_dir: str | Path | None, artifact: ModelArtifact) -> str:
+    """A stable id of the weights: `<model_type>-<sha256 of the artifact files, 12 hex>`."""
+    h = hashlib.sha256()
+    if model_dir is not None:
+        for name in ("config.json", "model.pt"):
+            h.update((Path(model_dir) / name).read_bytes())
+    else:
+        for key, tensor in sorted(artifact.model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().numpy().tobytes())
+    return f"{artifact.model.config.model_type}-{h.hexdigest()[:12]}"
+
+
+def check_artifact_against_store(artifact: ModelArtifact, store: FeatureStore, store_spec: FeatureSpec) -> FeatureSpec:
+    """The artifact's trained spec, after checking it against the store; ModelStoreMismatchError otherwise."""
+    recorded = artifact.extra.get("feature_spec")
+    if recorded is None:
+        raise ModelStoreMismatchError("the model artifact records no feature_spec in its extra; train it with "
+                                      "`moon-features train` (train_from_feast) so serving can check its features")
+    trained = FeatureSpec.from_dict(recorded)
+    try:
+        trained.check_compatible(model_spec(store_spec, trained.embedding is not None), what="feature store")
+    except ModelStoreMismatchError:
+        raise
+    except ValueError as e:  # SpecMismatchError: re-raise under the serving name, same message
+        raise ModelStoreMismatchError(str(e)) from None
+    if artifact.inputs != trained.model_inputs(use_moon=trained.embedding is not None):
+        raise ModelStoreMismatchError("the artifact's model inputs do not follow from its recorded feature_spec; "
+                                      "the artifact was edited or saved by another tool: retrain it")
+    if trained.embedding is not None:
+        version = artifact.extra.get("embedding_version")
+        if version is not None and int(version) != trained.embedding.version:
+            raise ModelStoreMismatchError(f"the artifact records embedding_version={version} but its feature_spec "
+                                          f"pins v{trained.embedding.version}; retrain it")
+        name = embedding_view_name(trained.embedding.version)
+        views = {fv.name: fv for fv in store.list_feature_views()}
+        if name not in views:
+            have = sorted(v for v in views if v.startswith("item_moon_embedding_"))
+            raise ModelStoreMismatchError(
+                f"the model was trained on {name} but project {store.config.project!r} has no such view "
+                f"(embedding views: {have or 'none'}); apply the repo and materialize that version")
+        registered = embedding_spec_of(views[name])
+        if registered is not None and registered != trained.embedding:
+            raise ModelStoreMismatchError(
+                f"the model was trained on {name} with d={trained.embedding.dim} but the store registers "
+                f"d={registered.dim}; retrain, or serve the version the model was trained on")
+    return trained
+
+
+class CTRScorer:
+    """Score candidates for a user with a trained artifact, features read from the online store.
+
+    feature_store: a Feast FeatureStore (its repo's spec.json is the store's spec unless `spec`
+    is given). model_artifact: an artifact folder or a loaded ModelArtifact. `torch_threads`
+    sets torch's intra-op threads (1 is lowest latency for one request per worker).
+    """
+
+    def __init__(self, feature_store: FeatureStore, model_artifact: str | Path | ModelArtifact,
+                 spec: FeatureSpec | None = None, torch_threads: int | None = None,
+                 max_candidates: int | None = None):
+        if torch_threads:
+            torch.set_num_threads(int(torch_threads))
+        self.store = feature_store
+        self.reader = OnlineReader(feature_store, spec)
+        model_dir = None
+        if not isinstance(model_artifact, ModelArtifact):
+            model_dir = Path(model_artifact)
+            model_artifact = from_pretrained(model_dir)
+        self.artifact = model_artifact
+        self.model = model_artifact.model.eval()
+        self.spec = check_artifact_against_store(model_artifact, feature_store, self.reader.spec)
+        self.inputs = model_artifact.inputs
+        self.use_moon = self.inputs.moon_dim is not None
+        self.embedding_version = self.spec.embedding.version if self.spec.embedding else None
+        self.feature_service = model_artifact.extra.get("feature_service", self.spec.feature_service_name)
+        self.model_version = artifact_version(model_dir, model_artifact)
+        self.max_candidates = max_candidates
+
+    # --- requests -----------------------------------------------------------------------------
+    def lookup(self, user_id: int, candidate_ids) -> OnlineLookup:
+        """One reader.lookup; a connection that went stale while the store was down is retried once."""
+        version = self.embedding_version if self.use_moon else None
+        try:
+            return self.reader.lookup(user_id, candidate_ids, version=version)
+        except OnlineStoreUnavailableError:
+            # The failed connection was dropped; a fresh one succeeds if the store is back.
+            return self.reader.lookup(user_id, candidate_ids, version=version)
+
+    def score_detailed(self, user_id: int, candidate_item_ids, context: dict | None = None) -> ScoreResult:
+        ids = np.asarray(candidate_item_ids, dtype=np.int64).reshape(-1)
+        if self.max_candidates is not None and len(ids) > self.max_candidates:
+            raise TooManyCandidatesError(len(ids), self.max_candidates)
+        t0 = time.perf_counter()
+        lookup = self.lookup(int(user_id), ids)
+        t1 = time.perf_counter()
+        if len(ids) == 0:
+            scores = np.zeros(0, dtype=np.float32)
+            hist_len = min(int(lookup.user["hist_len"]), self.spec.max_len)
+        else:
+            batch = online_batch(lookup, self.spec, self.inputs, int(user_id), context)
+            with torch.inference_mode():
+                scores = torch.sigmoid(self.model(batch)).numpy().astype(np.float32, copy=False)
+            hist_len = int(batch.hist_len[0])
+        t2 = time.perf_counter()
+        cand = lookup.candidates
+        found = cand.profile_found & cand.embedding_found if self.use_moon else cand.profile_found
+        hist = lookup.history
+        hist_found = hist.profile_found & hist.embedding_found if self.use_moon else hist.profile_found
+        return ScoreResult(ids, scores, found, bool(lookup.user["found"]), hist_len,
+                           int((~hist_found).sum()), {"lookup": t1 - t0, "model": t2 - t1})
+
+    def score(self, user_id: int, candidate_item_ids, context: dict | None = None) -> np.ndarray:
+        """float32 [n]: the click probability of each candidate, in the order given."""
+        return self.score_detailed(user_id, candidate_item_ids, context).scores
+
+    def check_store(self) -> None:
+        """Read one user row: raises OnlineStoreUnavailableError (naming the address) if the store is down."""
+        try:
+            self.reader.user_features(0)
+        except OnlineStoreUnavailableError:
+            self.reader.user_features(0)  # once more: the first try may only have found a stale connection
+
+    def close(self) -> None:
+        self.reader.close()
