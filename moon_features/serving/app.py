@@ -135,6 +135,9 @@ def create_app(settings: ServingSettings | None = None, scorer: CTRScorer | None
         from ..store.push import append_positive_event
 
         when = req.event_timestamp or datetime.now(timezone.utc)
+        # Feast's own client (used by push) backs off for seconds on a dead Redis; the fast
+        # reader's check answers 503 at once instead.
+        scorer.check_store()
         try:
             row = append_positive_event(scorer.store, scorer.reader.spec, req.user_id, req.item_id, when)
         except redis_errors as e:
