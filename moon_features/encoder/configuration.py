@@ -151,7 +151,9 @@ class TrainSchedule:
     pretrain_epochs: int = 2
     posttrain_epochs: int = 3
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 1e-3                 # stage 1
+    posttrain_lr: float = 3e-4       # stage 2: lower, the memory queue goes stale under fast updates
+    max_grad_norm: float = 1.0
     weight_decay: float = 0.01
     hard_negatives: int = 1          # same-category negatives per positive pair
     queue_size: int = 512            # multimodal embeddings of earlier batches kept as negatives
@@ -187,7 +189,7 @@ PRESETS: dict[str, Preset] = {
                                   hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
                                   dropout=0.0, embedding_dims=[32, 64, 128]),
                     # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
-                    TrainSchedule(pretrain_epochs=10, posttrain_epochs=5, batch_size=128,
+                    TrainSchedule(pretrain_epochs=20, posttrain_epochs=4, batch_size=128,
                                   queue_size=1024, augment_views=2, max_pairs_per_epoch=8192)),
     "full": Preset("full", dict(image_tower="efficientnet_lite0", image_size=128,
                                 text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,

@@ -48,11 +48,13 @@ def _scores(name, q_pairs, g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks):
 
 
 def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None = None, baselines: bool = True,
-                     seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True) -> dict:
+                     seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True,
+                     extra_pairs: dict | None = None) -> dict:
     """Recall@K on `pairs` (DataFrame item_a, item_b; e.g. pairs.heldout_pairs) for the encoder in
     `model_dir` and, with baselines=True, a randomly initialised copy of it, MiniLM title
     embeddings and EfficientNet-lite0 ImageNet features. Pairs whose item A has no readable
-    image are dropped (an image query needs an image); the count is reported."""
+    image are dropped (an image query needs an image); the count is reported. `extra_pairs`
+    (name -> pairs) are scored with the same embeddings as `<name>/recall@K`."""
     t0 = time.time()
     torch.set_num_threads(max(1, num_threads))
     model, featurizer = load_encoder(model_dir)
@@ -71,13 +73,24 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     a_rows = np.array([row_of[int(a)] for a in pairs["item_a"]])
     b_rows = np.array([row_of[int(b)] for b in pairs["item_b"]])
     dup_rows = np.flatnonzero(has_image)
+    extra = {}
+    for name, p in (extra_pairs or {}).items():
+        p = p[[a in row_of and b in row_of and has_image[row_of[a]]
+               for a, b in zip(p["item_a"].astype(int), p["item_b"].astype(int))]]
+        extra[name] = (np.array([row_of[int(a)] for a in p["item_a"]], dtype=np.int64),
+                       np.array([row_of[int(b)] for b in p["item_b"]], dtype=np.int64))
+
+    def with_extra(res, q_all, g):
+        for name, (ea, eb) in extra.items():
+            res.update({f"{name}/recall@{k}": v for k, v in recall_at_k(q_all[ea], g, eb, ks, exclude=ea).items()})
+        return res
 
     def encoder_scores(m: MoonItemEncoder):
         cache = CatalogueCache(m, featurizer, feats, aug, progress=False)
         g = cache.embed_all(m, "multimodal", dim)
         q_img = cache.embed_all(m, "image", dim)
         q_dup = cache.embed_all(m, "image", dim, view=1, rows=dup_rows)
-        return _scores("", q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks)
+        return with_extra(_scores("", q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks), q_img, g)
 
     methods = {"moon_encoder": encoder_scores(model)}
     if baselines:
@@ -86,13 +99,14 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
         from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
 
         t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
-        methods["minilm_title"] = _scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks)
+        methods["minilm_title"] = with_extra(_scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks), t, t)
         e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
         e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
                                                  progress=progress)
-        methods["efficientnet_lite0_imagenet"] = _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows,
-                                                         dup_rows, ks)
-    result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(pairs)), "n_gallery": int(len(items)),
+        methods["efficientnet_lite0_imagenet"] = with_extra(
+            _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
+    result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(pairs)),
+              "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
               "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
               "image_size": model.config.image_size, "baseline_image_size": baseline_image_size,
               "seconds": round(time.time() - t0, 1), "methods": methods}

@@ -47,13 +47,14 @@ def split_by_time(interactions: pd.DataFrame, holdout_fraction: float = 0.2) -> 
 
 
 def heldout_pairs(train: pd.DataFrame, test: pd.DataFrame, item_ids, window: int = 3, max_gap_s: float = 86400.0,
-                  max_pairs: int | None = 2000, seed: int = 0) -> pd.DataFrame:
-    """Co-engagement pairs of the held-out period that never occur (in either order) in the
-    training period: the encoder cannot have seen them as positives."""
-    seen = {tuple(p) for p in symmetric(co_engagement_pairs(train, item_ids, window, max_gap_s))}
+                  max_pairs: int | None = 2000, seed: int = 0, novel_only: bool = True) -> pd.DataFrame:
+    """Co-engagement pairs of the held-out (later) period. With novel_only, only pairs that never
+    occur (in either order) in the training period: the encoder cannot have seen them as positives."""
     test_pairs = co_engagement_pairs(test, item_ids, window, max_gap_s)
-    keep = [(a, b) not in seen for a, b in zip(test_pairs["item_a"], test_pairs["item_b"])]
-    test_pairs = test_pairs[keep].reset_index(drop=True)
+    if novel_only:
+        seen = {tuple(p) for p in symmetric(co_engagement_pairs(train, item_ids, window, max_gap_s))}
+        keep = [(a, b) not in seen for a, b in zip(test_pairs["item_a"], test_pairs["item_b"])]
+        test_pairs = test_pairs[keep].reset_index(drop=True)
     if max_pairs is not None and len(test_pairs) > max_pairs:
         rows = np.sort(np.random.default_rng(seed).choice(len(test_pairs), max_pairs, replace=False))
         test_pairs = test_pairs.iloc[rows].reset_index(drop=True)

@@ -82,11 +82,17 @@ def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc
     for b in bar:
         r = rows[b * schedule.batch_size: (b + 1) * schedule.batch_size]
         views = rng.integers(0, cache.n_views, len(r))
-        out = model(cache.batch(r, views), modes=("image", "text"))
+        out = model(cache.batch(r, views))
         ids = torch.as_tensor(cache.item_ids[r])
-        loss = alignment_loss(out.image, out.text, ids, model.logit_scale, dims)
+        # image <-> title, plus each single-modality view <-> the item's own multimodal embedding:
+        # image search compares an image-only query with multimodal gallery embeddings, so the
+        # three must share one space (without this, near-duplicate recall was 0).
+        loss = (alignment_loss(out.image, out.text, ids, model.logit_scale, dims)
+                + alignment_loss(out.image, out.multimodal, ids, model.logit_scale, dims)
+                + alignment_loss(out.text, out.multimodal, ids, model.logit_scale, dims)) / 3
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
         optimizer.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.logit_scale.exp().item():.3f}")
@@ -117,10 +123,13 @@ def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_c
         inter = inter_product_loss({"image": out_a.image, "text": out_a.text, "multimodal": out_a.multimodal},
                                    z_b, b_ids, a_ids, model.logit_scale, dims, negatives, neg_ids,
                                    query_valid={"image": a_has_image})
-        intra = alignment_loss(out_a.image, out_a.text, a_ids, model.logit_scale, dims, valid=a_has_image)
+        intra = 0.5 * (alignment_loss(out_a.image, out_a.text, a_ids, model.logit_scale, dims, valid=a_has_image)
+                       + alignment_loss(out_a.image, out_a.multimodal, a_ids, model.logit_scale, dims,
+                                        valid=a_has_image))
         loss = inter + intra_weight * intra
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
         optimizer.step()
         queue.push(z_b, b_ids)
         losses.append(loss.item())
@@ -195,10 +204,10 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
     queue = MemoryQueue(schedule.queue_size, config.max_dim)
     params = [p for p in model.parameters() if p.requires_grad]
 
-    def new_optimizer():
-        return torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    def new_optimizer(lr):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=schedule.weight_decay)
 
-    optimizer = new_optimizer()
+    optimizer = new_optimizer(schedule.lr if n1 > 0 else schedule.posttrain_lr)
     history, start = [], 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -208,7 +217,7 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
     model.train()
     for epoch in range(start, n1 + n2):
         if epoch == n1 and epoch > 0:  # stage 2 starts with a fresh optimizer and an empty queue
-            optimizer = new_optimizer()
+            optimizer = new_optimizer(schedule.posttrain_lr)
             queue = MemoryQueue(schedule.queue_size, config.max_dim)
         rng = _epoch_rng(seed, epoch)
         te = time.time()
