@@ -76,3 +76,45 @@ def test_embedding_views_record_version_and_dim_and_services_pin_them(shop, tmp_
     assert service.name == spec.feature_service_name
     assert {p.name for p in service.feature_view_projections} == {
         "user_profile", "item_profile", "user_behavior_sequence", "item_moon_embedding_v2"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_feast_serve_answers_online_requests(feature_repo, shop):
+    """`feast serve` (Feast's own HTTP feature server) runs on the repo and returns our features."""
+    import json
+    import time
+    import urllib.request
+
+    repo, spec, store = feature_repo
+    materialize_all(store)
+    port = _free_port()
+    server = subprocess.Popen([FEAST, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = json.dumps({"features": ["item_profile:category", "user_behavior_sequence:hist_len"],
+                           "entities": {"item_id": [1, 2], "user_id": [1, 1]}}).encode()
+        deadline = time.time() + 120
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/get-online-features", data=body,
+                                             headers={"Content-Type": "application/json"})
+                reply = json.loads(urllib.request.urlopen(req, timeout=5).read())
+                break
+            except OSError:
+                assert server.poll() is None, "feast serve exited"
+                assert time.time() < deadline, "feast serve did not come up in 120 s"
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    names = reply["metadata"]["feature_names"]
+    category = reply["results"][names.index("category")]["values"]
+    expected = spec.item_feature("category").encode(shop.items.set_index("item_id").loc[[1, 2], "category"])
+    assert category == expected.tolist()
