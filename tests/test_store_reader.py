@@ -9,7 +9,7 @@ from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW
 from moon_features.store.errors import OnlineStoreUnavailableError
 from moon_features.store.fixtures import build_repo, delete_project_keys
 from moon_features.store.online_reader import OnlineReader
-from moon_features.store.repo import apply_repo, init_repo, open_store
+from moon_features.store.repo import apply_repo, init_repo, open_store, redis_config
 
 REDIS = "127.0.0.1:6379"
 START = pd.Timestamp("1970-01-02", tz="UTC")
@@ -103,11 +103,13 @@ def test_lookup_for_unknown_user_and_no_candidates(stores):
         assert emb.shape == (2, 64) and not emb.any() and not found.any()
 
 
-def test_redis_unreachable_names_the_address(tmp_path):
-    repo = init_repo(tmp_path / "repo", project="mf_dead", online="redis", redis_connection="127.0.0.1:1")
-    (repo / "spec.json").write_text("{}")
-    store = open_store(repo)
-    with pytest.raises(OnlineStoreUnavailableError, match=r"127\.0\.0\.1:1"):
-        from moon_features.store.redis_connection import RedisTransport
-
-        RedisTransport(store.config.online_store).ping()
+def test_redis_unreachable_names_the_address(stores):
+    spec, store, _ = stores
+    repo = store.repo_path
+    dead = repo / "feature_store.dead.yaml"  # same registry as the live Redis store, dead address
+    dead.write_text(redis_config(store.config.project, "127.0.0.1:1"))
+    reader = OnlineReader(open_store(repo, dead), spec)
+    for call in (lambda: reader.lookup(3, [1, 2]), lambda: reader.item_embeddings([1]), lambda: reader.user_features(3)):
+        with pytest.raises(OnlineStoreUnavailableError, match=r"127\.0\.0\.1:1") as err:
+            call()
+        assert err.value.address == "127.0.0.1:1"

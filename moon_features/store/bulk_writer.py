@@ -251,6 +251,8 @@ class _RedisWriter:
         """
         from .redis_connection import pack_rows
 
+        if self.transport.is_cluster:
+            return self._write_cluster(ids, ts_us, matrix)
         if self.stream is None:
             self.stream = self.transport.stream()
         n = len(ids)
@@ -283,6 +285,26 @@ class _RedisWriter:
                 count += len(grp)
         self.stream.send(b"".join(payload), count)
         return len(rows), n - len(rows)
+
+    def _write_cluster(self, ids: np.ndarray, ts_us: np.ndarray, matrix: np.ndarray) -> tuple[int, int]:
+        """Redis Cluster: keys live on different nodes, so redis-py's cluster pipeline routes them
+        (per-command objects, slower; not covered by the test suite, which has no cluster)."""
+        keys = codec.redis_keys(self.join_key, ids, self.project)
+        stamps = codec.encode_timestamps_us(ts_us)
+        values = codec.encode_float_lists(matrix)
+        keep = np.ones(len(keys), dtype=bool)
+        if not self.skip_dedup:
+            for i, reply in enumerate(self.transport.hmget_many([(keys, [self.ts_field])])):
+                old = reply[0]
+                if old is not None and (old == stamps[i] or codec.decode_timestamp_ns(old) >= int(ts_us[i]) * 1000):
+                    keep[i] = False
+        commands = []
+        for i in np.flatnonzero(keep):
+            commands.append((b"HSET", keys[i], self.ts_field, stamps[i], self.emb_field, values[i]))
+            if self.ttl:
+                commands.append((b"EXPIRE", keys[i], str(int(self.ttl)).encode()))
+        self.transport.execute_commands(commands)
+        return int(keep.sum()), int((~keep).sum())
 
     def finish(self, failed: bool = False) -> None:
         if self.stream is None:

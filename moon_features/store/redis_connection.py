@@ -13,9 +13,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from .errors import OnlineStoreUnavailableError
 
@@ -77,6 +79,9 @@ def make_client(online_config):
     nodes, params = parse_connection_string(online_config.connection_string)
     params.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
     params.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT_S)
+    # redis-py 7 retries 3 times with exponential backoff (seconds in total) by default; a
+    # request path wants one quick reconnect (a stale pooled socket) and then a 503.
+    params.setdefault("retry", Retry(NoBackoff(), 1))
     kind = _kind(online_config)
     if kind == "redis_cluster":
         from redis.cluster import ClusterNode, RedisCluster
