@@ -1,0 +1,94 @@
+"""DeepFM in Keras: ctr_models.deepfm.DeepFM over a dict of tensors, same config and layers.
+
+FM fields: every sparse field, each sequence mean-pooled over its valid positions, and with MOON
+the projected target vector and the mean projected history vector; linear + FM + DNN logits are
+summed, the DNN also sees the dense features and (with MOON) the SimTier histogram.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ..config import ConfigError
+from ..deepfm import DeepFMConfig
+from ..inputs import ModelInputs
+from .features import check_features
+from .layers import (MLP, FeatureEmbedding, SimTierHistogram, cosine_similarity, fm_interaction, length_mask,
+                     linear, load_linear, safe_ids)
+
+
+def masked_mean(x, mask):
+    """[B, L, d], bool [B, L] -> [B, d]; zeros for an empty history."""
+    m = tf.cast(mask, x.dtype)[..., None]
+    return tf.reduce_sum(x * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+class DeepFM(tf.keras.Model):
+    config_class = DeepFMConfig
+
+    def __init__(self, config: DeepFMConfig, inputs: ModelInputs, **kwargs):
+        super().__init__(**kwargs)
+        if config.sequence_pooling not in ("mean", "none"):
+            raise ConfigError(f"sequence_pooling must be 'mean' or 'none', got {config.sequence_pooling!r}")
+        self.config, self.inputs = config, inputs
+        k = config.embed_dim
+        self.embedding = FeatureEmbedding(
+            inputs, k, use_item_id=config.use_item_id, item_field=config.item_field,
+            moon_proj_dim=k if config.use_moon else None, init_std=config.init_std)
+        emb = self.embedding
+        self.use_sequences = config.sequence_pooling == "mean"
+        n_fields = (len(emb.fields) + (len(emb.sequences) if self.use_sequences else 0)
+                    + (2 if config.use_moon else 0))
+        if n_fields == 0:
+            raise ConfigError("DeepFM has no fields to interact")
+        self.linear = {n: self.add_weight(name=f"linear_{n}", shape=(emb.vocab[n], 1), initializer="zeros")
+                       for n in emb.fields}
+        self.dense_linear = linear(len(inputs.dense), 1, name="dense_linear") if inputs.dense else None
+        self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+        self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
+        width = n_fields * k + len(inputs.dense) + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
+        self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
+
+    def _linear_term(self, name, ids):
+        ids = safe_ids(ids, self.embedding.vocab[name])
+        # id 0 is torch's padding_idx: zero weight, no gradient
+        return tf.gather(self.linear[name], ids)[:, 0] * tf.cast(ids > 0, tf.float32)
+
+    def call(self, features, training=None):
+        """-> logits [B]."""
+        check_features(features, self.inputs)
+        emb = self.embedding
+        sparse = emb.sparse(features)
+        fields = [sparse[n] for n in emb.fields]
+        extra = []
+        mask = None
+        if self.use_sequences or self.config.use_moon:
+            mask = length_mask(features["hist_len"], emb.history_width(features))
+        if self.use_sequences:
+            hist = emb.history(features)
+            fields += [masked_mean(hist[s.name], mask) for s in emb.sequences]
+        if self.config.use_moon:
+            fields.append(emb.moon(features["item_emb"]))
+            fields.append(masked_mean(emb.moon(features["hist_emb"]), mask))
+            if self.sim_hist is not None:
+                sim = cosine_similarity(features["item_emb"], features["hist_emb"], mask)
+                extra.append(self.sim_hist(sim, mask))
+        stacked = tf.stack(fields, axis=1)  # [B, F, k]
+
+        logit = self.bias + tf.add_n([self._linear_term(n, features[n]) for n in emb.fields])
+        dense = [tf.cast(features[n], tf.float32)[:, None] for n in self.inputs.dense]
+        if self.dense_linear is not None:
+            logit = logit + tf.squeeze(self.dense_linear(tf.concat(dense, axis=1)), 1)
+        logit = logit + fm_interaction(stacked)
+        flat = tf.reshape(stacked, [-1, len(fields) * self.config.embed_dim])
+        dnn_in = tf.concat([flat] + dense + extra, axis=1)
+        return logit + tf.squeeze(self.dnn(dnn_in, training=training), 1)
+
+    def load_torch(self, model) -> None:
+        """Copy the weights of a ctr_models.DeepFM built with the same config and inputs."""
+        self.embedding.load_torch(model.embedding)
+        for n, w in self.linear.items():
+            w.assign(model.linear[n].weight.detach().numpy())
+        if self.dense_linear is not None:
+            load_linear(self.dense_linear, model.dense_linear, len(self.inputs.dense))
+        self.bias.assign(model.bias.detach().numpy())
+        self.dnn.load_torch(model.dnn)

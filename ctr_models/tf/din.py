@@ -1,0 +1,72 @@
+"""DIN in Keras: ctr_models.din.DIN over a dict of tensors, same config and same layers.
+
+Target and history items = concatenated ID / attribute embeddings (+ projected frozen MOON
+vector); target attention pools the history, with MOON the cosine similarities enter as a
+SimTier histogram and as a MUSE-style bias on the attention logits; a Dice MLP gives the logit.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ..config import ConfigError
+from ..din import DINConfig
+from ..inputs import ModelInputs
+from .features import check_features
+from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimTierHistogram, TargetAttention,
+                     cosine_similarity, length_mask)
+
+
+class DIN(tf.keras.Model):
+    config_class = DINConfig
+
+    def __init__(self, config: DINConfig, inputs: ModelInputs, **kwargs):
+        super().__init__(**kwargs)
+        if not inputs.sequences:
+            raise ConfigError("DIN needs at least one sequence field in ModelInputs.sequences")
+        self.config, self.inputs = config, inputs
+        self.embedding = FeatureEmbedding(
+            inputs, config.embed_dim, use_item_id=config.use_item_id, item_field=config.item_field,
+            moon_proj_dim=config.moon_proj_dim if config.use_moon else None, init_std=config.init_std)
+        if self.embedding.item_dim == 0:
+            raise ConfigError("DIN has no item representation: enable use_item_id, use_moon or add attribute sequences")
+        self.attention = TargetAttention(self.embedding.item_dim, config.attention_hidden,
+                                         config.attention_act, config.attention_norm)
+        self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
+        self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
+        width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim
+                 + self.embedding.item_dim
+                 + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
+                 + len(inputs.dense))
+        self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
+
+    def call(self, features, training=None):
+        """-> logits [B]."""
+        check_features(features, self.inputs)
+        emb = self.embedding
+        sparse = emb.sparse(features)
+        hist = emb.history(features)
+        q, keys = emb.target_and_history(features, sparse, hist)
+        mask = length_mask(features["hist_len"], tf.shape(keys)[1])
+
+        sim = None
+        if self.sim_hist is not None or self.fusion is not None:
+            sim = cosine_similarity(features["item_emb"], features["hist_emb"], mask)
+        bias = self.fusion(sim) if self.fusion is not None else None
+        interest = self.attention(q, keys, mask, bias, training=training)
+
+        parts = [sparse[n] for n in emb.fields]
+        if emb.moon is not None:
+            parts.append(q[:, emb.item_dim - emb.moon_dim:])  # projected MOON of the target
+        parts.append(interest)
+        if self.sim_hist is not None:
+            parts.append(self.sim_hist(sim, mask))
+        parts += [tf.cast(features[n], tf.float32)[:, None] for n in self.inputs.dense]
+        return tf.squeeze(self.dnn(tf.concat(parts, axis=1), training=training), 1)
+
+    def load_torch(self, model) -> None:
+        """Copy the weights of a ctr_models.DIN built with the same config and inputs."""
+        self.embedding.load_torch(model.embedding)
+        self.attention.load_torch(model.attention)
+        if self.fusion is not None:
+            self.fusion.load_torch(model.fusion)
+        self.dnn.load_torch(model.dnn)

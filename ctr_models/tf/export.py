@@ -1,0 +1,150 @@
+"""TF artifacts: a SavedModel with a serving signature over the batch tensors, plus metadata.
+
+    <dir>/config.json    {"format_version": 1, "backend": "tensorflow", "model_type", "config",
+                          "inputs", "extra", "metrics", "signature"}  (written last: marks completeness)
+    <dir>/saved_model/   signature "serving_default": one named input per feature_specs(inputs)
+                         entry (no label) -> {"logits": [B], "probs": [B]}
+    <dir>/weights/       tf.train.Checkpoint of the Keras model (rebuild + fine-tune: load_keras_model)
+
+The same config.json layout as ctr_models.artifact, so `inputs` and `extra` (feature spec,
+feature service, embedding version) are checked the same way by whoever loads it; the SavedModel
+itself needs neither Python code from this package nor Keras to run.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..artifact import ArtifactError, SpecMismatchError
+from ..inputs import ModelInputs
+from .deepfm import DeepFM
+from .din import DIN
+from .features import dummy_features, feature_specs, to_features
+
+FORMAT_VERSION = 1
+BACKEND = "tensorflow"
+SIGNATURE = "serving_default"
+MODEL_TYPES = {"din": DIN, "deepfm": DeepFM}
+
+
+def serving_function(model: tf.keras.Model) -> tf.types.experimental.ConcreteFunction:
+    """The signature: positional tensors named after the features (so callers pass them by name)."""
+    specs = feature_specs(model.inputs)
+    names = list(specs)
+
+    @tf.function(input_signature=[specs[n] for n in names])
+    def serve(*tensors):
+        logits = model(dict(zip(names, tensors)), training=False)
+        return {"logits": logits, "probs": tf.sigmoid(logits)}
+
+    return serve.get_concrete_function()
+
+
+def save_tf_artifact(model: tf.keras.Model, path: str | Path, extra: dict | None = None,
+                     metrics: dict | None = None) -> Path:
+    path = Path(path)
+    model_type = model.config.model_type
+    if MODEL_TYPES.get(model_type) is not type(model):
+        raise ArtifactError(f"cannot save {type(model).__name__}: model_type {model_type!r} is not a TF model type")
+    meta = {"format_version": FORMAT_VERSION, "backend": BACKEND, "model_type": model_type,
+            "config": model.config.to_dict(), "inputs": model.inputs.to_dict(), "extra": extra or {},
+            "metrics": metrics or {},
+            "signature": {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
+                          for n, s in feature_specs(model.inputs).items()}}
+    try:
+        text = json.dumps(meta, indent=2, sort_keys=True)
+    except TypeError as e:
+        raise ArtifactError(f"extra / metrics must be JSON-serialisable: {e}") from e
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").unlink(missing_ok=True)  # an interrupted overwrite must not look complete
+    model(dummy_features(model.inputs), training=False)  # build every lazy layer before saving
+    module = tf.Module()
+    module.model = model
+    for sub in ("saved_model", "weights"):
+        shutil.rmtree(path / sub, ignore_errors=True)
+    tf.saved_model.save(module, str(path / "saved_model"), signatures={SIGNATURE: serving_function(model)})
+    tf.train.Checkpoint(model=model).write(str(path / "weights" / "ckpt"))
+    (path / "config.json").write_text(text)
+    return path
+
+
+def read_meta(path: str | Path, inputs: ModelInputs | None = None) -> dict:
+    """config.json of a TF artifact, checked: ArtifactError / SpecMismatchError otherwise."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        raise ArtifactError(f"{path} is not a model artifact (no config.json); save one with save_tf_artifact")
+    meta = json.loads(cfg_file.read_text())
+    if meta.get("backend", "torch") != BACKEND:
+        raise ArtifactError(f"{path} is a {meta.get('backend', 'torch')} artifact; load it with "
+                            "ctr_models.from_pretrained")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    if meta.get("model_type") not in MODEL_TYPES:
+        raise ArtifactError(f"unknown model_type {meta.get('model_type')!r}; known: {sorted(MODEL_TYPES)}")
+    saved = ModelInputs.from_dict(meta["inputs"])
+    if inputs is not None and inputs != saved:
+        a, b = saved.to_dict(), inputs.to_dict()
+        diff = "; ".join(f"{k}: artifact has {a[k]!r}, given {b[k]!r}" for k in a if a[k] != b[k])
+        raise SpecMismatchError(f"the model at {path} was trained with different inputs: {diff}. Retrieve features "
+                                f"with the feature service recorded in the artifact's extra ({meta.get('extra', {})}) "
+                                "or retrain.")
+    return meta
+
+
+@dataclass
+class TFArtifact:
+    """A loaded SavedModel and its metadata; `predict` takes a CTRBatch or a dict of arrays."""
+
+    path: Path
+    model_type: str
+    config: object            # DINConfig / DeepFMConfig
+    inputs: ModelInputs
+    signature: object = field(repr=False)
+    extra: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def _run(self, batch) -> dict[str, np.ndarray]:
+        feats = to_features(batch, self.inputs)
+        feats.pop("label", None)
+        missing = sorted(set(feature_specs(self.inputs)) - set(feats))
+        if missing:
+            from ..batch import BatchShapeError
+            raise BatchShapeError(f"batch lacks {missing} needed by the {self.model_type} model at {self.path}")
+        out = self.signature(**{k: tf.constant(v) for k, v in feats.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    def logits(self, batch) -> np.ndarray:
+        return self._run(batch)["logits"]
+
+    def predict(self, batch) -> np.ndarray:
+        """float32 [B] click probabilities."""
+        return self._run(batch)["probs"]
+
+
+def load_tf_artifact(path: str | Path, inputs: ModelInputs | None = None) -> TFArtifact:
+    path = Path(path)
+    meta = read_meta(path, inputs)
+    cls = MODEL_TYPES[meta["model_type"]]
+    loaded = tf.saved_model.load(str(path / "saved_model"))
+    art = TFArtifact(path=path, model_type=meta["model_type"], config=cls.config_class.from_dict(meta["config"]),
+                     inputs=ModelInputs.from_dict(meta["inputs"]), signature=loaded.signatures[SIGNATURE],
+                     extra=meta.get("extra", {}), metrics=meta.get("metrics", {}))
+    art._loaded = loaded  # keep the restored variables alive as long as the signature is used
+    return art
+
+
+def load_keras_model(path: str | Path, inputs: ModelInputs | None = None) -> tf.keras.Model:
+    """Rebuild the Keras model from config.json and restore its weights (e.g. to fine-tune it)."""
+    path = Path(path)
+    meta = read_meta(path, inputs)
+    cls = MODEL_TYPES[meta["model_type"]]
+    model = cls(cls.config_class.from_dict(meta["config"]), ModelInputs.from_dict(meta["inputs"]))
+    model(dummy_features(model.inputs), training=False)
+    tf.train.Checkpoint(model=model).read(str(path / "weights" / "ckpt")).assert_existing_objects_matched()
+    return model

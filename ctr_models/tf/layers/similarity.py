@@ -1,0 +1,62 @@
+"""Cosine similarity of frozen MOON vectors, SimTier histogram and MUSE-style fusion.
+
+Mirrors ctr_models.layers.similarity (see its docstring for why these signals help cold items).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def cosine_similarity(item_emb, hist_emb, mask, eps: float = 1e-8):
+    """[B, D], [B, L, D], bool [B, L] -> [B, L]; 0 at padding and for all-zero (unknown) vectors."""
+    q = item_emb / tf.maximum(tf.norm(item_emb, axis=-1, keepdims=True), eps)
+    k = hist_emb / tf.maximum(tf.norm(hist_emb, axis=-1, keepdims=True), eps)
+    return tf.einsum("bld,bd->bl", k, q) * tf.cast(mask, q.dtype)
+
+
+class SimTierHistogram(tf.keras.layers.Layer):
+    """[B, L] similarities + mask -> [B, n_bins + 2]: tier fractions, mean and max similarity."""
+
+    def __init__(self, n_bins: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        if n_bins < 1:
+            raise ValueError("n_bins must be >= 1")
+        self.n_bins = n_bins
+        self.edges = tf.constant(np.linspace(-1.0, 1.0, n_bins + 1, dtype=np.float32)[1:-1])
+
+    @property
+    def out_dim(self) -> int:
+        return self.n_bins + 2
+
+    def call(self, sim, valid):
+        mask = valid  # not named mask: keras treats a call argument named mask as its own masking input
+        m = tf.cast(mask, sim.dtype)
+        n = tf.reduce_sum(m, axis=1, keepdims=True)
+        x = tf.clip_by_value(sim, -1.0, 1.0)
+        # number of inner edges strictly below x == torch.bucketize(x, edges, right=False)
+        tier = tf.reduce_sum(tf.cast(x[..., None] > self.edges, tf.int32), axis=-1)
+        counts = tf.reduce_sum(tf.one_hot(tier, self.n_bins, dtype=sim.dtype) * m[..., None], axis=1)
+        denom = tf.maximum(n, 1.0)
+        frac = counts / denom
+        mean = tf.reduce_sum(sim * m, axis=1, keepdims=True) / denom
+        masked = tf.where(mask, sim, -tf.ones_like(sim))
+        mx = tf.cond(tf.shape(sim)[1] > 0, lambda: tf.reduce_max(masked, axis=1, keepdims=True), lambda: mean)
+        mx = tf.where(n > 0, mx, tf.zeros_like(mx))
+        return tf.concat([frac, mean, mx], axis=1)
+
+
+class SimilarityFusion(tf.keras.layers.Layer):
+    """MUSE-style: attention logit += scale * sim + shift, scale (from 1) and shift learned."""
+
+    def __init__(self, init_scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = self.add_weight(name="scale", shape=(), initializer=tf.keras.initializers.Constant(init_scale))
+        self.shift = self.add_weight(name="shift", shape=(), initializer="zeros")
+
+    def call(self, sim):
+        return self.scale * sim + self.shift
+
+    def load_torch(self, module) -> None:
+        self.scale.assign(float(module.scale.detach()))
+        self.shift.assign(float(module.shift.detach()))

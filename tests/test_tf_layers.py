@@ -1,0 +1,94 @@
+"""The Keras layers and models compute what the PyTorch ones compute: same weights, same batch,
+same logits (inference and training mode), same Dice running statistics, decomposed == naive."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf
+ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
+ctf.configure_threads(1)
+
+import tensorflow as tf  # noqa: E402
+import torch  # noqa: E402
+
+from ctr_models import CTRData, DeepFM, DeepFMConfig, DIN, DINConfig  # noqa: E402
+from ctr_models.batch import BatchShapeError  # noqa: E402
+from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from ctr_models.tf.layers import TargetAttention, length_mask  # noqa: E402
+
+CASES = [
+    ("din_id", DIN, ctf.DIN, DINConfig(embed_dim=8), None, ()),
+    ("din_moon", DIN, ctf.DIN, DINConfig(embed_dim=8, use_moon=True, moon_proj_dim=8), 6, ()),
+    ("din_softmax_prelu", DIN, ctf.DIN,
+     DINConfig(embed_dim=8, use_moon=True, attention_norm="softmax", attention_act="prelu", dnn_act="prelu"), 6, ()),
+    ("deepfm_id", DeepFM, ctf.DeepFM, DeepFMConfig(embed_dim=8), None, ("price",)),
+    ("deepfm_moon", DeepFM, ctf.DeepFM, DeepFMConfig(embed_dim=8, use_moon=True), 6, ("price",)),
+]
+
+
+def pair(torch_cls, tf_cls, config, moon_dim, dense, n=300):
+    inputs = tiny_inputs(moon_dim=moon_dim, dense=dense)
+    arrays, table = synthetic_ctr_arrays(inputs, n, seed=1, moon_dim=moon_dim or 6)
+    data = CTRData(arrays, inputs, moon_table=table if moon_dim else None)
+    torch.manual_seed(0)
+    tm = torch_cls(config, inputs)
+    with torch.no_grad():  # move every weight off its init so the comparison covers them all
+        for p in tm.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    km = tf_cls(config, inputs)
+    ds = ctf.TFCTRDataset(data)
+    km(next(iter(ds.dataset(8))), training=False)
+    km.load_torch(tm)
+    return tm, km, data, ds
+
+
+@pytest.mark.parametrize("name,torch_cls,tf_cls,config,moon_dim,dense", CASES, ids=[c[0] for c in CASES])
+def test_same_weights_give_the_same_logits(name, torch_cls, tf_cls, config, moon_dim, dense):
+    tm, km, data, ds = pair(torch_cls, tf_cls, config, moon_dim, dense)
+    feats = next(iter(ds.dataset(128)))
+    tb = data.batch(slice(0, 128))
+    assert int((tb.hist_len == 0).sum()) > 0  # empty histories are part of the comparison
+    tm.eval()
+    with torch.no_grad():
+        expected = tm(tb).numpy()
+    np.testing.assert_allclose(km(feats, training=False).numpy(), expected, rtol=1e-4, atol=1e-5)
+    # training mode: Dice uses batch statistics (packed valid positions only in the attention)
+    tm.train()
+    with torch.no_grad():
+        expected = tm(tb).numpy()
+    np.testing.assert_allclose(km(feats, training=True).numpy(), expected, rtol=1e-4, atol=1e-4)
+    # ... and both updated their running statistics the same way
+    t_dice = [m for m in tm.modules() if type(m).__name__ == "Dice"]
+    k_dice = [l for l in km.submodules if type(l).__name__ == "Dice"]
+    assert len(t_dice) == len(k_dice)
+    for t, k in zip(sorted(t_dice, key=lambda m: m.alpha.numel()), sorted(k_dice, key=lambda l: l.num_features)):
+        np.testing.assert_allclose(k.running_var.numpy(), t.bn.running_var.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_decomposed_attention_equals_the_naive_first_layer():
+    att = TargetAttention(6, (8, 4), "dice")
+    rng = np.random.default_rng(0)
+    q = tf.constant(rng.normal(size=(5, 6)), tf.float32)
+    keys = tf.constant(rng.normal(size=(5, 7, 6)), tf.float32)
+    mask = length_mask(tf.constant([0, 1, 3, 7, 2], tf.int64), 7)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = att(q, keys, mask, training=True)
+        slow = att(q, keys, mask, training=True, naive=True)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(fast, att.first_kernel).numpy(),
+                               tape.gradient(slow, att.first_kernel).numpy(), rtol=1e-4, atol=1e-6)
+    assert np.all(fast.numpy()[0] == 0)  # an empty history pools to zeros
+
+
+def test_unknown_ids_read_the_padding_row_and_missing_moon_is_a_named_error():
+    _, km, data, ds = pair(DIN, ctf.DIN, DINConfig(embed_dim=8, use_moon=True), 6, ())
+    feats = dict(next(iter(ds.dataset(16))))
+    base = km(feats, training=False).numpy()
+    feats["user_id"] = tf.fill([16], tf.constant(10**6, tf.int64))
+    zero = dict(feats, user_id=tf.zeros([16], tf.int64))
+    np.testing.assert_allclose(km(feats, training=False).numpy(), km(zero, training=False).numpy())
+    assert np.isfinite(base).all()
+    feats.pop("hist_emb")
+    with pytest.raises(BatchShapeError, match="hist_emb"):
+        km(feats, training=False)
