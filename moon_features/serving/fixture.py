@@ -20,8 +20,11 @@ class ServingSetup:
     project: str
 
 
+TINY_DIN = {"embed_dim": 8, "dnn_hidden": (32, 16), "attention_hidden": (16,)}
+
+
 def train_tiny_model(repo: Path, model_dir: Path, use_moon: bool = True, epochs: int = 1, seed: int = 0,
-                     max_rows: int | None = 1000) -> Path:
+                     max_rows: int | None = 1000, model_overrides: dict | None = TINY_DIN) -> Path:
     """A small DIN trained from the repo's offline store in a few seconds: the latest `max_rows`
     interactions, one epoch (scores must be real model outputs; quality is not the point)."""
     from ctr_models.trainer import TrainerConfig
@@ -35,19 +38,20 @@ def train_tiny_model(repo: Path, model_dir: Path, use_moon: bool = True, epochs:
         rows = rows.sort_values("event_timestamp", kind="stable").tail(max_rows)
     train_from_feast(repo, rows, model_dir, model="din", use_moon=use_moon,
                      trainer_config=TrainerConfig(epochs=epochs, progress=False, seed=seed),
-                     model_overrides={"embed_dim": 8, "dnn_hidden": (32, 16), "attention_hidden": (16,)})
+                     model_overrides=model_overrides)
     return model_dir
 
 
 def build_serving_setup(dst: str | Path, online: str = "redis", redis_connection: str = "127.0.0.1:6379",
                         n_items: int = 200, dim: int = 32, max_len: int = 20, epochs: int = 1,
-                        project: str | None = None, materialize: bool = True) -> ServingSetup:
+                        project: str | None = None, materialize: bool = True,
+                        model_overrides: dict | None = TINY_DIN) -> ServingSetup:
     """Repo (shop + embeddings) -> `feast apply` -> tiny DIN+MOON artifact -> materialize online."""
     dst = Path(dst)
     repo, spec = build_repo(dst, online=online, redis_connection=redis_connection, n_items=n_items, dim=dim,
                             max_len=max_len, project=project)
     store = apply_repo(repo)
-    model_dir = train_tiny_model(repo, dst / "model", epochs=epochs)
+    model_dir = train_tiny_model(repo, dst / "model", epochs=epochs, model_overrides=model_overrides)
     if materialize:
         materialize_all(store)
     return ServingSetup(repo, model_dir, spec, store.config.project)

@@ -94,22 +94,6 @@ def check_artifact_against_store(artifact: ModelArtifact, store: FeatureStore, s
     return trained
 
 
-def fail_fast(reader: OnlineReader) -> None:
-    """Make a dead Redis fail a request in milliseconds instead of seconds.
-
-    redis-py 7 retries a failed connect 3 times with exponential backoff (about 4 s in all); a
-    ranking call would rather get its 503 at once and fall back. One immediate retry still
-    absorbs a single dropped connection. (Reaches into the reader: see docs/serving.md.)
-    """
-    transport = getattr(reader, "_redis", None)
-    client = getattr(transport, "client", None)
-    if client is not None and hasattr(client, "set_retry"):
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        client.set_retry(Retry(NoBackoff(), 1))
-
-
 class CTRScorer:
     """Score candidates for a user with a trained artifact, features read from the online store.
 
@@ -125,7 +109,6 @@ class CTRScorer:
             torch.set_num_threads(int(torch_threads))
         self.store = feature_store
         self.reader = OnlineReader(feature_store, spec)
-        fail_fast(self.reader)
         model_dir = None
         if not isinstance(model_artifact, ModelArtifact):
             model_dir = Path(model_artifact)

@@ -1,0 +1,294 @@
+"""Serving latency: in-process CTRScorer vs the same request through stock Feast, and the HTTP
+service under 1 / 8 / 32 concurrent clients from a separate process, all in one run.
+
+Setup (real, temporary): a synthetic-shop repo on the real Redis (own Feast project, keys
+deleted at the end) with d=128 MOON embeddings, a DIN+MOON (default DINConfig) trained from
+Feast for one epoch, materialized; one user whose online sequence is brought to 50 items with
+Feast pushes (the /events path). Request: that user, 200 candidates.
+
+  ours:   CTRScorer.score(user, candidates): one OnlineReader.lookup + batch + model
+  stock:  get_online_features(user profile + sequence).to_dict(), then
+          get_online_features(item profile + embedding, candidates + history).to_dict(),
+          the same batch assembly (serving.batch.online_batch) and the same model
+  http:   `python -m moon_features.serving.cli serve` (uvicorn, 1 worker, torch threads 1) driven
+          by `python bench/serving.py drive` in another process (keep-alive connections, one
+          thread per client; bounded by --requests and --seconds per level)
+
+    python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_CANDIDATES, HISTORY, DIM = 200, 50, 128
+
+
+def pct(samples) -> dict:
+    ms = np.asarray(samples, dtype=np.float64) * 1e3
+    return {"n": int(len(ms)), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean())}
+
+
+# --- load driver (runs in its own process) --------------------------------------------------
+def drive(url: str, body: bytes, concurrency: int, max_requests: int, max_seconds: float) -> dict:
+    host, port = url.replace("http://", "").rstrip("/").split(":")
+    lock = threading.Lock()
+    state = {"sent": 0}
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + max_seconds
+
+    def client():
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        mine, bad = [], []
+        while time.monotonic() < deadline:
+            with lock:
+                if state["sent"] >= max_requests:
+                    break
+                state["sent"] += 1
+            t = time.perf_counter()
+            try:
+                conn.request("POST", "/score", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                dt = time.perf_counter() - t
+                if resp.status != 200 or len(json.loads(data)["scores"]) != N_CANDIDATES:
+                    bad.append(f"HTTP {resp.status}: {data[:200]!r}")
+                else:
+                    mine.append(dt)
+            except Exception as e:  # noqa: BLE001 - every failure is counted, none hidden
+                bad.append(f"{type(e).__name__}: {e}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return {"concurrency": concurrency, "ok": len(latencies), "errors": len(errors), "error_samples": errors[:3],
+            "seconds": wall, "throughput_rps": len(latencies) / wall, **pct(latencies or [0.0])}
+
+
+# --- stock Feast baseline --------------------------------------------------------------------
+def stock_lookup(store, spec, reader, user_id: int, candidates: np.ndarray):
+    """The same OnlineLookup, read with two stock get_online_features(...).to_dict() calls."""
+    from moon_features.spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW
+    from moon_features.store.online_reader import ItemBatch, OnlineLookup
+
+    user_refs = [f"{v}:{f.name}" for v in (USER_PROFILE_VIEW, SEQUENCE_VIEW) for f in reader._view(v).features]
+    u = store.get_online_features(features=user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
+    hist = np.asarray(u["hist_item_ids"][0] or [], dtype=np.int64)
+    user = {f.name: (u[f.name][0] or 0) for f in spec.user_categorical}
+    user.update({n: (u[n][0] or 0.0) for n in spec.user_dense})
+    user.update(hist_item_ids=hist, hist_len=len(hist), found=u["hist_len"][0] is not None)
+    item_refs = [f"{ITEM_PROFILE_VIEW}:{f.name}" for f in spec.item_categorical]
+    item_refs += [f"{ITEM_PROFILE_VIEW}:{n}" for n in spec.item_dense] + [f"{spec.embedding.view_name}:embedding"]
+    ids = np.concatenate([candidates, hist])
+    rows = store.get_online_features(features=item_refs, entity_rows=[{"item_id": int(i)} for i in ids]).to_dict()
+    emb = np.zeros((len(ids), spec.embedding.dim), dtype=np.float32)
+    found = np.array([v is not None for v in rows["embedding"]])
+    for i in np.flatnonzero(found):
+        emb[i] = rows["embedding"][i]
+    prof = {f.name: np.array([v or 0 for v in rows[f.name]], np.int64) for f in spec.item_categorical}
+    prof.update({n: np.array([v or 0.0 for v in rows[n]], np.float32) for n in spec.item_dense})
+    pfound = np.array([v is not None for v in rows[spec.item_categorical[0].name]])
+
+    def part(a, b):
+        return ItemBatch(ids[a:b], emb[a:b], found[a:b], {k: v[a:b] for k, v in prof.items()}, pfound[a:b])
+
+    n = len(candidates)
+    return OnlineLookup(user, part(0, n), part(n, len(ids)))
+
+
+def stock_score(scorer, store, user_id: int, candidates: np.ndarray) -> np.ndarray:
+    import torch
+
+    from moon_features.serving.batch import online_batch
+
+    lookup = stock_lookup(store, scorer.spec, scorer.reader, user_id, candidates)
+    batch = online_batch(lookup, scorer.spec, scorer.inputs, user_id)
+    with torch.inference_mode():
+        return torch.sigmoid(scorer.model(batch)).numpy()
+
+
+def timed(fn, reps: int, warmup: int = 10) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    gc.disable()
+    try:
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    finally:
+        gc.enable()
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(port: int, proc, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("server did not become healthy")
+
+
+def run(args) -> dict:
+    import pandas as pd
+    import torch
+
+    from moon_features.serving.fixture import build_serving_setup, users_with_history
+    from moon_features.serving.scorer import CTRScorer
+    from moon_features.store.fixtures import delete_project_keys
+    from moon_features.store.push import append_positive_event
+    from moon_features.store.repo import open_store
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    setup = build_serving_setup(tmp, online="redis", redis_connection=args.redis, n_items=args.items, dim=DIM,
+                                max_len=HISTORY, model_overrides=None)
+    results: dict = {"setup": {"candidates": N_CANDIDATES, "history": HISTORY, "dim": DIM, "model": "DIN+MOON",
+                               "backend": "redis", "loadavg_before": os.getloadavg()}}
+    try:
+        store = open_store(setup.repo)
+        user = int(users_with_history(setup.repo, 1)[0])
+        t0 = pd.Timestamp.now(tz="UTC")
+        rng = np.random.default_rng(0)
+        for k, item in enumerate(rng.integers(1, args.items + 1, HISTORY)):  # the /events path, 50 times
+            append_positive_event(store, setup.spec, user, int(item), t0 + pd.Timedelta(milliseconds=k))
+        candidates = rng.choice(np.arange(1, args.items + 1), N_CANDIDATES, replace=False).astype(np.int64)
+
+        scorer = CTRScorer(store, setup.model_dir, torch_threads=1)
+        detail = scorer.score_detailed(user, candidates)
+        assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
+        np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
+
+        ours = timed(lambda: scorer.score(user, candidates), args.reps)
+        stages = {"lookup": [], "model": []}
+        for _ in range(min(args.reps, 200)):
+            d = scorer.score_detailed(user, candidates)
+            for k in stages:
+                stages[k].append(d.timings[k])
+        stock = timed(lambda: stock_score(scorer, store, user, candidates), args.stock_reps, warmup=3)
+        ours_again = timed(lambda: scorer.score(user, candidates), args.reps)  # same load as stock, after it
+        results["in_process"] = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock),
+                                 "stages": {k: pct(v) for k, v in stages.items()}}
+        r = results["in_process"]
+        r["speedup_p50"] = r["stock_feast"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
+        r["speedup_p99"] = r["stock_feast"]["p99_ms"] / r["ctr_scorer"]["p99_ms"]
+        scorer.close()
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+        port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        server = subprocess.Popen([sys.executable, "-m", "moon_features.serving.cli", "serve", "--repo", str(setup.repo),
+                                   "--model-dir", str(setup.model_dir), "--port", str(port),
+                                   "--workers", str(args.workers)], env=env)
+        try:
+            wait_healthy(port, server)
+            body = json.dumps({"user_id": user, "candidate_item_ids": candidates.tolist()}).encode()
+            body_file = tmp / "body.json"
+            body_file.write_bytes(body)
+            results["http"] = []
+            for c in (1, 8, 32):
+                out = subprocess.run([sys.executable, __file__, "drive", "--url", f"http://127.0.0.1:{port}",
+                                      "--body", str(body_file), "--concurrency", str(c), "--requests",
+                                      str(args.requests), "--seconds", str(args.seconds)],
+                                     capture_output=True, text=True, timeout=args.seconds + 120)
+                if out.returncode != 0:
+                    raise RuntimeError(f"driver failed: {out.stderr[-2000:]}")
+                results["http"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        results["setup"]["loadavg_after"] = os.getloadavg()
+        results["setup"]["workers"] = args.workers
+    finally:
+        delete_project_keys(setup.project, args.redis)
+    return results
+
+
+def report(r: dict) -> str:
+    ip = r["in_process"]
+    lines = [f"in-process, 1 user x {N_CANDIDATES} candidates, history {HISTORY}, d={DIM}, DIN+MOON, Redis:",
+             f"  CTRScorer.score          p50 {ip['ctr_scorer']['p50_ms']:.2f} ms  p99 {ip['ctr_scorer']['p99_ms']:.2f} ms"
+             f"  (n={ip['ctr_scorer']['n']}; lookup p50 {ip['stages']['lookup']['p50_ms']:.2f} ms, "
+             f"model p50 {ip['stages']['model']['p50_ms']:.2f} ms)",
+             f"  stock get_online_features p50 {ip['stock_feast']['p50_ms']:.2f} ms  p99 {ip['stock_feast']['p99_ms']:.2f} ms"
+             f"  (n={ip['stock_feast']['n']})",
+             f"  speed-up: {ip['speedup_p50']:.1f}x at p50, {ip['speedup_p99']:.1f}x at p99",
+             f"HTTP POST /score ({r['setup']['workers']} worker(s)), separate client process:"]
+    for h in r["http"]:
+        lines.append(f"  {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  p50 {h['p50_ms']:6.2f} ms  "
+                     f"p99 {h['p99_ms']:6.2f} ms  ok {h['ok']}  errors {h['errors']}  ({h['seconds']:.1f} s)")
+    la, lb = r["setup"]["loadavg_before"], r["setup"]["loadavg_after"]
+    lines.append(f"load average before {la[0]:.2f}, after {lb[0]:.2f} on {os.cpu_count()} CPUs")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode")
+    d = sub.add_parser("drive", help="(internal) the load-generating client process")
+    d.add_argument("--url", required=True)
+    d.add_argument("--body", required=True)
+    d.add_argument("--concurrency", type=int, required=True)
+    d.add_argument("--requests", type=int, default=2000)
+    d.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--redis", default="127.0.0.1:6379")
+    p.add_argument("--items", type=int, default=400)
+    p.add_argument("--reps", type=int, default=300, help="in-process CTRScorer requests (twice: before and after stock)")
+    p.add_argument("--stock-reps", type=int, default=40)
+    p.add_argument("--requests", type=int, default=2000, help="max HTTP requests per concurrency level")
+    p.add_argument("--seconds", type=float, default=20, help="max seconds per concurrency level")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args()
+    if args.mode == "drive":
+        print(json.dumps(drive(args.url, Path(args.body).read_bytes(), args.concurrency, args.requests, args.seconds)))
+        return
+    results = run(args)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # skip DuckDB's noisy interpreter finalisation
