@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +100,7 @@ def main() -> None:
     print(f"\n{args.rows:,} embeddings, d={args.dim}, into Redis {args.redis}")
     for k, v in rate.items():
         print(f"  {k:<7} {figures[f'{k}_s']:8.2f} s  {v:>10,.0f} rows/s  {v / rate['stock']:6.1f}x stock")
+    print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs")
     print(f"  identical Redis bytes in all {len(projects)} projects; stock get_online_features on "
           f"{len(sample):,} sampled ids returned the source vectors")
     if args.json:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import json
 import tempfile
 import time
@@ -154,6 +155,7 @@ def main() -> None:
         reader.close()
     finally:
         print(f"deleted {delete_project_keys(project, args.redis)} Redis keys of project {project}")
+        print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
