@@ -64,7 +64,9 @@ def save_tf_artifact(model: tf.keras.Model, path: str | Path, extra: dict | None
     (path / "config.json").unlink(missing_ok=True)  # an interrupted overwrite must not look complete
     model(dummy_features(model.inputs), training=False)  # build every lazy layer before saving
     module = tf.Module()
-    module.model = model
+    # Track the variables, not the Keras model: saving a Keras model makes tf.saved_model trace
+    # every layer's call for Keras' own reload path (tens of seconds), which the signature never uses.
+    module.variables_ = list(model.variables)
     for sub in ("saved_model", "weights"):
         shutil.rmtree(path / sub, ignore_errors=True)
     tf.saved_model.save(module, str(path / "saved_model"), signatures={SIGNATURE: serving_function(model)})

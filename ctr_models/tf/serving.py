@@ -6,8 +6,8 @@
     probs = predict(artifact, batch)               # or numpy probabilities directly
 
 `artifact.model` is a SavedModelRanker: it duck-types the part of nn.Module the scorer uses
-(`eval()`, `__call__(CTRBatch)`, `.config.model_type`, `.inputs`), so CTRScorer's
-`torch.sigmoid(self.model(batch))` works unchanged. `is_tf_artifact` reads only config.json;
+(`eval()`, `__call__(CTRBatch)`, `state_dict()`, `.config.model_type`, `.inputs`), so
+`CTRScorer(store, load_artifact(dir))` works unchanged (tests/test_tf_serving.py). `is_tf_artifact` reads only config.json;
 call it before importing this module if TensorFlow may be absent.
 """
 from __future__ import annotations
@@ -51,6 +51,12 @@ class SavedModelRanker:
 
     def predict(self, batch) -> np.ndarray:
         return self.tf_artifact.predict(batch)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The SavedModel's variables (what CTRScorer hashes into a model version when it is handed
+        a loaded artifact instead of a folder)."""
+        loaded = self.tf_artifact._loaded
+        return {f"{i:04d}.{v.name}": torch.from_numpy(np.asarray(v.numpy())) for i, v in enumerate(loaded.variables_)}
 
 
 def load_artifact(path: str | Path, inputs: ModelInputs | None = None) -> ModelArtifact:
