@@ -9,6 +9,7 @@ from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW
 from moon_features.store.errors import OnlineStoreUnavailableError
 from moon_features.store.fixtures import build_repo, delete_project_keys
 from moon_features.store.online_reader import OnlineReader
+from moon_features.store.push import append_positive_event
 from moon_features.store.repo import apply_repo, init_repo, open_store, redis_config
 
 REDIS = "127.0.0.1:6379"
@@ -20,7 +21,8 @@ UNKNOWN = [10**9, -5]
 def stores(tmp_path_factory):
     """One repo materialized by stock Feast into Redis, and the same repo into SQLite."""
     tmp = tmp_path_factory.mktemp("reader")
-    repo, spec = build_repo(tmp, online="redis", redis_connection=REDIS, n_items=120, dim=64)
+    # Embeddings also for ids 121..420: multi-byte varints and keys in the history script.
+    repo, spec = build_repo(tmp, online="redis", redis_connection=REDIS, n_items=120, dim=64, extra_embedding_items=300)
     redis_store = apply_repo(repo)
     now = pd.Timestamp.now(tz="UTC")
     redis_store.materialize(start_date=START, end_date=now)
@@ -81,7 +83,7 @@ def test_lookup_redis_equals_sqlite(stores):
                                                entity_rows=[{"user_id": 3}]).to_dict()["user_id"][0])
     cand = np.array([3, 9, 50, *UNKNOWN], dtype=np.int64)
     a, b = fast.lookup(user, cand), slow.lookup(user, cand)
-    assert a.round_trips == 2 and len(a.user["hist_item_ids"]) > 0
+    assert a.round_trips == 1 and len(a.user["hist_item_ids"]) > 0  # history read by the Lua script
     assert np.array_equal(a.user["hist_item_ids"], b.user["hist_item_ids"])
     for x, y in ((a.candidates, b.candidates), (a.history, b.history)):
         assert np.array_equal(x.item_ids, y.item_ids)
@@ -91,6 +93,29 @@ def test_lookup_redis_equals_sqlite(stores):
             assert np.array_equal(x.profiles[name], y.profiles[name]), name
     assert a.candidates.embedding_found.tolist() == [True, True, True, False, False]
     assert np.array_equal(a.history.item_ids, a.user["hist_item_ids"]) and a.history.embedding_found.all()
+
+
+def test_lookup_falls_back_for_ids_lua_cannot_represent(stores):
+    spec, store, _ = stores
+    reader = OnlineReader(store, spec)
+    user = 10**8 + 7  # a new user whose history holds ids beyond 2^53 and below 0, plus known ones
+    when = pd.Timestamp("2026-03-01", tz="UTC")
+    for k, item in enumerate([5, 2**60, -3, 5, 9]):
+        append_positive_event(store, spec, user, item, when + pd.Timedelta(seconds=k))
+    lk = reader.lookup(user, [1, 2])
+    assert lk.round_trips == 2
+    assert lk.history.item_ids.tolist() == [5, 2**60, -3, 5, 9]
+    assert lk.history.embedding_found.tolist() == [True, False, False, True, True]
+    emb, _ = reader.item_embeddings([5, 9])
+    assert np.array_equal(lk.history.embeddings[[0, 4]], emb) and not lk.history.embeddings[1:3].any()
+    user2 = user + 1  # the one-trip script path with repeats keeps order and duplicates
+    hist = [9, 300, 9, 419, 256, 128, 10**6]
+    for k, item in enumerate(hist):
+        append_positive_event(store, spec, user2, item, when + pd.Timedelta(seconds=k))
+    lk = reader.lookup(user2, [])
+    assert lk.round_trips == 1 and lk.history.item_ids.tolist() == hist
+    assert lk.history.embedding_found.tolist() == [True] * 6 + [False]
+    assert np.array_equal(lk.history.embeddings, reader.item_embeddings(hist)[0])
 
 
 def test_lookup_for_unknown_user_and_no_candidates(stores):

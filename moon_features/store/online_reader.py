@@ -126,9 +126,11 @@ class OnlineReader:
                history: bool = True) -> OnlineLookup:
         """User profile + sequence, and profiles + embeddings of the candidates and history items.
 
-        Over Redis: one round trip for the user and every candidate, a second one for the history
-        items (their ids are only known once the sequence is read). `history=False` skips it;
-        `profiles=False` reads embeddings only.
+        Over Redis: one round trip. The candidates' HMGETs and a Lua script that reads the user
+        and then the history items inside Redis (history_script.py) go out in one packed write.
+        On Redis Cluster, or for ids the script cannot represent, the history items take a
+        second round trip. `history=False` reads user + candidates only; `profiles=False` reads
+        embeddings only.
         """
         cand = np.asarray(candidate_ids, dtype=np.int64).reshape(-1)
         item_views = self._item_views(version, profiles, True)
@@ -141,20 +143,42 @@ class OnlineReader:
         user_views = [self._view(USER_PROFILE_VIEW), self._view(SEQUENCE_VIEW)]
         user_fields = [f for v in user_views for f in v.fields]
         item_fields = [f for v in item_views for f in v.fields]
+        user_key = codec.redis_keys("user_id", [user_id], self.project)
+        cand_keys = codec.redis_keys("item_id", cand, self.project)
+        if history and not self._redis.is_cluster:
+            return self._lookup_one_trip(user_key[0], cand, cand_keys, user_views, user_fields, item_views, item_fields)
         # Round trip 1: the user and every candidate in one packed pipeline.
-        replies = self._redis.hmget_many([
-            (codec.redis_keys("user_id", [user_id], self.project), user_fields),
-            (codec.redis_keys("item_id", cand, self.project), item_fields),
-        ])
+        replies = self._redis.hmget_many([(user_key, user_fields), (cand_keys, item_fields)])
         user = self._decode_user(user_views, replies[0])
         candidates = self._decode_items(cand, item_views, replies[1:])
         hist = user["hist_item_ids"] if history else np.zeros(0, np.int64)
+        return OnlineLookup(user, candidates, *self._history_trip(hist, item_views, item_fields), 1)
+
+    def _lookup_one_trip(self, user_key, cand, cand_keys, user_views, user_fields, item_views, item_fields):
+        """Candidates' HMGETs + the history script (history_script.py) in one packed write."""
+        from .history_script import eval_args
+        from .redis_connection import pack_command, pack_hmgets
+
+        seq_index = user_fields.index(self._view(SEQUENCE_VIEW).feature("hist_item_ids").field)
+        script = eval_args(user_key, user_fields, seq_index, self._item_keys, self.project, item_fields)
+        payload = (pack_hmgets(cand_keys, item_fields) if len(cand) else b"") + pack_command(script)
+        replies = self._redis.execute_packed(payload, len(cand) + 1)
+        user_reply, hist_replies = replies[-1]
+        user = self._decode_user(user_views, user_reply)
+        candidates = self._decode_items(cand, item_views, replies[:-1])
+        hist = user["hist_item_ids"]
+        if hist_replies == b"fallback":  # ids the script cannot represent exactly: ask again
+            history, trips = self._history_trip(hist, item_views, item_fields)
+            return OnlineLookup(user, candidates, history, 1 + trips)
+        return OnlineLookup(user, candidates, self._decode_items(hist, item_views, hist_replies), 1)
+
+    def _history_trip(self, hist: np.ndarray, item_views, item_fields) -> tuple[ItemBatch, int]:
+        """History items in their own round trip (repeats read once); (batch, round trips)."""
         if not len(hist):
-            return OnlineLookup(user, candidates, self._decode_items(hist, item_views, []), 1)
-        # Round trip 2: history items. A user's repeats are read once.
+            return self._decode_items(hist, item_views, []), 0
         uniq, inverse = np.unique(hist, return_inverse=True)
-        hist_replies = self._redis.hmget_many([(codec.redis_keys("item_id", uniq, self.project), item_fields)])
-        return OnlineLookup(user, candidates, _take(self._decode_items(uniq, item_views, hist_replies), inverse, hist), 2)
+        replies = self._redis.hmget_many([(codec.redis_keys("item_id", uniq, self.project), item_fields)])
+        return _take(self._decode_items(uniq, item_views, replies), inverse, hist), 1
 
     def close(self) -> None:
         if self._redis is not None:

@@ -122,7 +122,7 @@ def pack_rows(args: Sequence[bytes | np.ndarray], n: int) -> bytes:
     return np.concatenate(cols, axis=1).tobytes()
 
 
-def _pack_hmgets(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
+def pack_hmgets(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
     """HMGET key <fields> for every key, packed in RESP with as few Python operations as possible."""
     tail = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
     head = b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields))
@@ -163,7 +163,7 @@ class RedisTransport:
         for keys, fields in requests:
             if not len(keys):
                 continue
-            packed.append(_pack_hmgets(keys, fields))
+            packed.append(pack_hmgets(keys, fields))
             count += len(keys)
         return self.execute_packed(b"".join(packed), count)
 
