@@ -14,7 +14,7 @@ Feast pushes (the /events path). Request: that user, 200 candidates.
           by `python bench/serving.py drive` in another process (keep-alive connections, one
           thread per client; bounded by --requests and --seconds per level)
 
-    python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20
+    python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20 [--din tiny] [--workers 2]
 """
 from __future__ import annotations
 
@@ -131,19 +131,22 @@ def stock_score(scorer, store, user_id: int, candidates: np.ndarray) -> np.ndarr
         return torch.sigmoid(scorer.model(batch)).numpy()
 
 
-def timed(fn, reps: int, warmup: int = 10) -> list[float]:
+def timed(fn, reps: int, warmup: int = 10) -> tuple[list[float], list[float]]:
+    """(wall seconds, CPU seconds of this thread) per call. On a loaded machine the wall time
+    includes waiting for a core; the thread's CPU time is what the call itself costs."""
     for _ in range(warmup):
         fn()
-    out = []
+    wall, cpu = [], []
     gc.disable()
     try:
         for _ in range(reps):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             fn()
-            out.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
+            wall.append(time.perf_counter() - t)
     finally:
         gc.enable()
-    return out
+    return wall, cpu
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -180,10 +183,13 @@ def run(args) -> dict:
     from moon_features.store.repo import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    from moon_features.serving.fixture import TINY_DIN
+
     setup = build_serving_setup(tmp, online="redis", redis_connection=args.redis, n_items=args.items, dim=DIM,
-                                max_len=HISTORY, model_overrides=None)
+                                max_len=HISTORY, model_overrides=TINY_DIN if args.din == "tiny" else None)
     results: dict = {"setup": {"candidates": N_CANDIDATES, "history": HISTORY, "dim": DIM, "model": "DIN+MOON",
-                               "backend": "redis", "loadavg_before": os.getloadavg()}}
+                               "backend": "redis", "din": args.din,
+                               "loadavg_before": os.getloadavg()}}
     try:
         store = open_store(setup.repo)
         user = int(users_with_history(setup.repo, 1)[0])
@@ -198,19 +204,22 @@ def run(args) -> dict:
         assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
         np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
 
-        ours = timed(lambda: scorer.score(user, candidates), args.reps)
-        stages = {"lookup": [], "model": []}
+        ours, ours_cpu = timed(lambda: scorer.score(user, candidates), args.reps)
+        stages = {"lookup": [], "batch": [], "model": []}
         for _ in range(min(args.reps, 200)):
             d = scorer.score_detailed(user, candidates)
             for k in stages:
                 stages[k].append(d.timings[k])
-        stock = timed(lambda: stock_score(scorer, store, user, candidates), args.stock_reps, warmup=3)
-        ours_again = timed(lambda: scorer.score(user, candidates), args.reps)  # same load as stock, after it
+        stock, stock_cpu = timed(lambda: stock_score(scorer, store, user, candidates), args.stock_reps, warmup=3)
+        # Again after stock, so that both see the machine's load of this minute.
+        ours_again, ours_again_cpu = timed(lambda: scorer.score(user, candidates), args.reps)
         results["in_process"] = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock),
+                                 "ctr_scorer_cpu": pct(ours_cpu + ours_again_cpu), "stock_feast_cpu": pct(stock_cpu),
                                  "stages": {k: pct(v) for k, v in stages.items()}}
         r = results["in_process"]
         r["speedup_p50"] = r["stock_feast"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
         r["speedup_p99"] = r["stock_feast"]["p99_ms"] / r["ctr_scorer"]["p99_ms"]
+        r["speedup_cpu_p50"] = r["stock_feast_cpu"]["p50_ms"] / r["ctr_scorer_cpu"]["p50_ms"]
         scorer.close()
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -245,13 +254,17 @@ def run(args) -> dict:
 
 def report(r: dict) -> str:
     ip = r["in_process"]
-    lines = [f"in-process, 1 user x {N_CANDIDATES} candidates, history {HISTORY}, d={DIM}, DIN+MOON, Redis:",
+    lines = [f"in-process, 1 user x {N_CANDIDATES} candidates, history {HISTORY}, d={DIM}, DIN+MOON "
+             f"({r['setup']['din']} DINConfig), Redis:",
              f"  CTRScorer.score          p50 {ip['ctr_scorer']['p50_ms']:.2f} ms  p99 {ip['ctr_scorer']['p99_ms']:.2f} ms"
-             f"  (n={ip['ctr_scorer']['n']}; lookup p50 {ip['stages']['lookup']['p50_ms']:.2f} ms, "
-             f"model p50 {ip['stages']['model']['p50_ms']:.2f} ms)",
+             f"  (n={ip['ctr_scorer']['n']}; p50 of lookup {ip['stages']['lookup']['p50_ms']:.2f} ms, "
+             f"batch {ip['stages']['batch']['p50_ms']:.2f} ms, model {ip['stages']['model']['p50_ms']:.2f} ms)",
              f"  stock get_online_features p50 {ip['stock_feast']['p50_ms']:.2f} ms  p99 {ip['stock_feast']['p99_ms']:.2f} ms"
              f"  (n={ip['stock_feast']['n']})",
              f"  speed-up: {ip['speedup_p50']:.1f}x at p50, {ip['speedup_p99']:.1f}x at p99",
+             f"  CPU time per request (this thread): CTRScorer p50 {ip['ctr_scorer_cpu']['p50_ms']:.2f} ms "
+             f"p99 {ip['ctr_scorer_cpu']['p99_ms']:.2f} ms; stock p50 {ip['stock_feast_cpu']['p50_ms']:.2f} ms "
+             f"p99 {ip['stock_feast_cpu']['p99_ms']:.2f} ms ({ip['speedup_cpu_p50']:.1f}x)",
              f"HTTP POST /score ({r['setup']['workers']} worker(s)), separate client process:"]
     for h in r["http"]:
         lines.append(f"  {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  p50 {h['p50_ms']:6.2f} ms  "
@@ -277,6 +290,8 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="max HTTP requests per concurrency level")
     p.add_argument("--seconds", type=float, default=20, help="max seconds per concurrency level")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--din", choices=["default", "tiny"], default="default",
+                   help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     if args.mode == "drive":

@@ -3,7 +3,7 @@ one process, e.g. in tests, never share counters).
 
 moon_serving_requests_total{endpoint,status}              requests answered
 moon_serving_request_latency_seconds{endpoint}            wall time in the app, histogram
-moon_serving_stage_latency_seconds{stage}                 lookup / model time of /score, histogram
+moon_serving_stage_latency_seconds{stage}                 lookup / batch / model time of /score, histogram
 moon_serving_candidates                                   candidates per /score request, histogram
 moon_serving_lookup_misses_total{kind}                    unknown users, candidate items, history items
 moon_serving_store_unavailable_total                      requests answered 503

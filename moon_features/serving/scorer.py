@@ -3,7 +3,8 @@
 Loading checks, once, that the artifact was trained on what the store serves: the same feature
 spec (vocabularies, id ranges, max_len, ...) and the same embedding version and dimension,
 registered in the store's registry. A request then makes one `OnlineReader.lookup` (user and
-candidates in one round trip, the history items in a second), builds the batch with the
+candidates, and the history items through the reader's Lua script, in one round trip; a
+second only where the reader falls back), builds the batch with the
 training path's code (serving.batch) and runs the model once under inference_mode.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ class ScoreResult:
     user_found: bool               # False: unknown user, scored with an empty history
     history_length: int            # history items the model saw (after truncation to max_len)
     history_missing: int = 0      # history items the store had no features for (scored as zeros)
-    timings: dict = field(default_factory=dict)  # seconds: lookup, model
+    timings: dict = field(default_factory=dict)  # seconds: lookup, batch, model
 
     @property
     def unknown_item_ids(self) -> list[int]:
@@ -140,11 +141,13 @@ class CTRScorer:
         t0 = time.perf_counter()
         lookup = self.lookup(int(user_id), ids)
         t1 = time.perf_counter()
+        t1b = t1
         if len(ids) == 0:
             scores = np.zeros(0, dtype=np.float32)
             hist_len = min(int(lookup.user["hist_len"]), self.spec.max_len)
         else:
             batch = online_batch(lookup, self.spec, self.inputs, int(user_id), context)
+            t1b = time.perf_counter()
             with torch.inference_mode():
                 scores = torch.sigmoid(self.model(batch)).numpy().astype(np.float32, copy=False)
             hist_len = int(batch.hist_len[0])
@@ -154,7 +157,7 @@ class CTRScorer:
         hist = lookup.history
         hist_found = hist.profile_found & hist.embedding_found if self.use_moon else hist.profile_found
         return ScoreResult(ids, scores, found, bool(lookup.user["found"]), hist_len,
-                           int((~hist_found).sum()), {"lookup": t1 - t0, "model": t2 - t1})
+                           int((~hist_found).sum()), {"lookup": t1 - t0, "batch": t1b - t1, "model": t2 - t1b})
 
     def score(self, user_id: int, candidate_item_ids, context: dict | None = None) -> np.ndarray:
         """float32 [n]: the click probability of each candidate, in the order given."""
