@@ -92,6 +92,11 @@ def test_lookup_redis_equals_sqlite(stores):
         for name in x.profiles:
             assert np.array_equal(x.profiles[name], y.profiles[name]), name
     assert a.candidates.embedding_found.tolist() == [True, True, True, False, False]
+    c, d = fast.lookup(user, cand, profiles=False, history=False), slow.lookup(user, cand, profiles=False, history=False)
+    assert c.round_trips == 1 and c.candidates.profiles == {} and len(c.history.item_ids) == 0
+    assert np.array_equal(c.candidates.embeddings, a.candidates.embeddings)
+    assert np.array_equal(c.candidates.embeddings, d.candidates.embeddings)
+    assert np.array_equal(c.user["hist_item_ids"], d.user["hist_item_ids"])
     assert np.array_equal(a.history.item_ids, a.user["hist_item_ids"]) and a.history.embedding_found.all()
 
 

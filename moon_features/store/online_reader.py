@@ -152,7 +152,8 @@ class OnlineReader:
         user = self._decode_user(user_views, replies[0])
         candidates = self._decode_items(cand, item_views, replies[1:])
         hist = user["hist_item_ids"] if history else np.zeros(0, np.int64)
-        return OnlineLookup(user, candidates, *self._history_trip(hist, item_views, item_fields), 1)
+        history_batch, trips = self._history_trip(hist, item_views, item_fields)
+        return OnlineLookup(user, candidates, history_batch, 1 + trips)
 
     def _lookup_one_trip(self, user_key, cand, cand_keys, user_views, user_fields, item_views, item_fields):
         """Candidates' HMGETs + the history script (history_script.py) in one packed write."""
