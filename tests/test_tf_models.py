@@ -81,6 +81,8 @@ def test_savedmodel_round_trip_gives_identical_predictions(trained, splits, tmp_
     assert serving.is_tf_artifact(path)
     loaded = serving.load_artifact(path)
     assert loaded.extra == {"feature_service": "svc_v1"} and loaded.model.config.model_type == name
+    weights = loaded.model.state_dict()  # what CTRScorer hashes into a model version
+    assert len(weights) == len(model.variables) and all(isinstance(w, torch.Tensor) for w in weights.values())
     batch = CTRData({k: v for k, v in feats.items() if k not in ("item_emb", "hist_emb")}, inputs,
                     moon_table=val.moon_table).batch(slice(0, 50))
     np.testing.assert_allclose(torch.sigmoid(loaded.model.eval()(batch)).numpy(), expected[:50], rtol=1e-5, atol=1e-7)

@@ -11,7 +11,6 @@ if TensorFlow was already imported with Keras 3, LegacyKerasError says so.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up banners drown test output
 
 try:
     import tensorflow  # noqa: E402,F401
@@ -19,7 +18,7 @@ try:
 except ImportError as e:  # name the fix, not just the missing module
     raise ImportError(f"ctr_models.tf needs the tf extra ({e}); install it with: pip install 'moon-features[tf]'") from e
 
-from .runtime import LegacyKerasError, configure_threads, seed_everything  # noqa: E402
+from .runtime import LegacyKerasError, configure_threads, configured_threads, seed_everything  # noqa: E402
 
 from .data import TFCTRDataset  # noqa: E402
 from .deepfm import DeepFM  # noqa: E402
@@ -31,6 +30,6 @@ from .trainer import TFTrainer  # noqa: E402
 
 MODEL_TYPES = {"din": DIN, "deepfm": DeepFM}
 
-__all__ = ["LegacyKerasError", "configure_threads", "seed_everything", "TFCTRDataset", "DIN", "DeepFM",
+__all__ = ["LegacyKerasError", "configure_threads", "configured_threads", "seed_everything", "TFCTRDataset", "DIN", "DeepFM",
            "TFArtifact", "load_keras_model", "load_tf_artifact", "save_tf_artifact", "feature_specs",
            "to_features", "RankingModel", "TFTrainer", "MODEL_TYPES"]

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from ..data import CTRData, DataError
 from ..inputs import ModelInputs
+from .runtime import configured_threads
 
 
 def arrays_from_arrow(table: pa.Table, inputs: ModelInputs) -> dict[str, np.ndarray]:
@@ -105,9 +106,14 @@ class TFCTRDataset:
         """Batched, gathered in parallel, prefetched; deterministic order."""
         self._vars()
         idx = tf.data.Dataset.from_tensor_slices(self.order(batch_size, shuffle, seed, epoch))
-        return (idx.batch(batch_size)
-                .map(self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(tf.data.AUTOTUNE))
+        ds = (idx.batch(batch_size)
+              .map(self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+              .prefetch(tf.data.AUTOTUNE))
+        if configured_threads():  # tf.data's own pool ignores the op thread settings: bound it too
+            options = tf.data.Options()
+            options.threading.private_threadpool_size = configured_threads()
+            ds = ds.with_options(options)
+        return ds
 
     def subset(self, idx: np.ndarray) -> "TFCTRDataset":
         out = object.__new__(TFCTRDataset)

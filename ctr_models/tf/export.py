@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..artifact import ArtifactError, SpecMismatchError
+from ..batch import BatchShapeError
 from ..inputs import ModelInputs
 from .deepfm import DeepFM
 from .din import DIN
@@ -110,13 +111,13 @@ class TFArtifact:
     signature: object = field(repr=False)
     extra: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    loaded: object = field(default=None, repr=False)  # keeps the restored variables alive
 
     def _run(self, batch) -> dict[str, np.ndarray]:
         feats = to_features(batch, self.inputs)
         feats.pop("label", None)
         missing = sorted(set(feature_specs(self.inputs)) - set(feats))
         if missing:
-            from ..batch import BatchShapeError
             raise BatchShapeError(f"batch lacks {missing} needed by the {self.model_type} model at {self.path}")
         out = self.signature(**{k: tf.constant(v) for k, v in feats.items()})
         return {k: v.numpy() for k, v in out.items()}
@@ -134,11 +135,9 @@ def load_tf_artifact(path: str | Path, inputs: ModelInputs | None = None) -> TFA
     meta = read_meta(path, inputs)
     cls = MODEL_TYPES[meta["model_type"]]
     loaded = tf.saved_model.load(str(path / "saved_model"))
-    art = TFArtifact(path=path, model_type=meta["model_type"], config=cls.config_class.from_dict(meta["config"]),
+    return TFArtifact(path=path, model_type=meta["model_type"], config=cls.config_class.from_dict(meta["config"]),
                      inputs=ModelInputs.from_dict(meta["inputs"]), signature=loaded.signatures[SIGNATURE],
-                     extra=meta.get("extra", {}), metrics=meta.get("metrics", {}))
-    art._loaded = loaded  # keep the restored variables alive as long as the signature is used
-    return art
+                     extra=meta.get("extra", {}), metrics=meta.get("metrics", {}), loaded=loaded)
 
 
 def load_keras_model(path: str | Path, inputs: ModelInputs | None = None) -> tf.keras.Model:

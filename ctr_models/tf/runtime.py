@@ -18,14 +18,25 @@ if not tf.keras.__name__.startswith("tf_keras"):
         "and install the extra: pip install 'moon-features[tf]'")
 
 
-def configure_threads(n: int | None) -> bool:
-    """Use n intra-op and n inter-op threads (None: TF's default, all cores).
+_THREADS: int | None = None
 
-    TF fixes its thread pools when the runtime starts (the first op); afterwards this is a no-op
-    and returns False, so call it right after importing ctr_models.tf.
+
+def configured_threads() -> int | None:
+    """The n of the last configure_threads(n) call (tf.data pipelines size their pools with it)."""
+    return _THREADS
+
+
+def configure_threads(n: int | None) -> bool:
+    """Use n intra-op and n inter-op threads (None: TF's default, all cores); tf.data pipelines
+    built by TFCTRDataset afterwards use a private pool of n threads too.
+
+    TF fixes its op thread pools when the runtime starts (the first op); afterwards this cannot
+    change them and returns False, so call it right after importing ctr_models.tf.
     """
+    global _THREADS
     if not n:
         return True
+    _THREADS = int(n)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(n))
         tf.config.threading.set_inter_op_parallelism_threads(int(n))

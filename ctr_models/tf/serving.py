@@ -55,7 +55,7 @@ class SavedModelRanker:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The SavedModel's variables (what CTRScorer hashes into a model version when it is handed
         a loaded artifact instead of a folder)."""
-        loaded = self.tf_artifact._loaded
+        loaded = self.tf_artifact.loaded
         return {f"{i:04d}.{v.name}": torch.from_numpy(np.asarray(v.numpy())) for i, v in enumerate(loaded.variables_)}
 
 
