@@ -37,12 +37,15 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default="runs/lab/movielens")
     ap.add_argument("--reduced", action="store_true")
     ap.add_argument("--sweeps", default="examples,seq_len,negatives")
+    ap.add_argument("--queue-sizes", default=None, help="override the negatives sweep, e.g. 0,4096")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--serving", action="append", default=None)
     args = ap.parse_args(argv)
     preset = get_lab_preset("movielens")
     if args.reduced:
         preset = preset.with_overrides(name="movielens", **REDUCED)
+    if args.queue_sizes:
+        preset = preset.with_overrides(queue_sizes=tuple(int(q) for q in args.queue_sizes.split(",")))
     t0 = time.perf_counter()
     cmd = "python bench/lab.py " + " ".join(sys.argv[1:] if argv is None else argv)
     s = LabSession(args.run, preset, args.data, args.threads, True, cmd)

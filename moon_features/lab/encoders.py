@@ -59,7 +59,8 @@ def _copy_checkpoint(ckpt: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
-def train_chain(run_dir: Path, preset: LabPreset, encoder_ds, threads: int = 1, progress: bool = True) -> list[Snapshot]:
+def train_chain(run_dir: Path, preset: LabPreset, encoder_ds, threads: int = 1,
+                progress: bool = True) -> list[Snapshot]:
     """Snapshots of the preset's chain, training only what is missing."""
     schedule = chain_schedule(preset, threads)
     n1, n2 = schedule.pretrain_epochs, schedule.posttrain_epochs

@@ -77,12 +77,19 @@ def analyse(records: list[dict], baseline: dict | None, k: int) -> dict:
                        f"{a['per_step'] * 100:+.2f} AUC points per {sign}{STEP} of {best}, across {len(recs)} variants")
             if a["spearman_p"] > 0.05:
                 verdict += " (not significant at p < 0.05: treat as a hint)"
+    best_by = {}
+    for t in TARGETS:
+        scored = [(rates[m][t]["oriented_spearman"], m) for m in rates if np.isfinite(rates[m][t]["oriented_spearman"])]
+        best_by[t] = max(scored)[1] if scored else None
+    if best is not None and len(recs) >= 3 and best_by["gauc"] not in (None, best):
+        verdict += (f"; on GAUC, {best_by['gauc']} ranks best (Spearman "
+                    f"{rates[best_by['gauc']]['gauc']['spearman']:+.2f})")
     lifts = []
     for r in recs:
         d = r["downstream"]
         lifts.append({"key": r["key"], **{f"{t}_lift": d.get(t, np.nan) - base.get(t, np.nan) for t in TARGETS}})
     return {"metric_k": k, "n_variants": len(recs), "baseline": base, "rates": rates, "ranking": ranking,
-            "best": best, "verdict": verdict, "lifts": lifts}
+            "best": best, "best_by_target": best_by, "verdict": verdict, "lifts": lifts}
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -167,14 +174,16 @@ def markdown(records: list[dict], analysis: dict, figures: list[Path], out_dir: 
                        f"{d['auc'] - base.get('auc', np.nan):+.4f} | {cost:.0f} |")
     lines += ["", "Cost = encoder training up to the snapshot (shared by the variants of one snapshot) + metrics "
               "+ DIN training, wall seconds.", "",
-              "| intermediate metric | range over variants | exchange rate (AUC points per 0.1) | R² | Spearman AUC (p) "
+              "| intermediate metric | range over variants | exchange rate (AUC points per 0.1) | R² "
+              "| Spearman AUC (p) "
               "| Spearman GAUC | Spearman cold AUC |", "|---|---|---|---|---|---|---|"]
     for m in analysis["ranking"]:
         row = analysis["rates"][m]
         a, g, c = row["auc"], row["gauc"], row["cold_auc"]
         sign = "+" if row["direction"] > 0 else "-"
         lo, hi = row["range"]
-        lines.append(f"| {m} ({row['name']}) | {_f(lo, 3)} - {_f(hi, 3)} | {a['per_step'] * 100:+.3f} per {sign}0.1 | {_f(a['r2'], 2)} | "
+        lines.append(f"| {m} ({row['name']}) | {_f(lo, 3)} - {_f(hi, 3)} | "
+                     f"{a['per_step'] * 100:+.3f} per {sign}0.1 | {_f(a['r2'], 2)} | "
                      f"{_f(a['spearman'], 2)} ({_f(a['spearman_p'], 3)}) | {_f(g['spearman'], 2)} | "
                      f"{_f(c['spearman'], 2)} |")
     lines += ["", "Rows are ranked by Spearman rho with AUC, oriented so that a better metric value counts as "

@@ -237,7 +237,8 @@ def build_report(run_dir, serving: list[str | Path] | None = None, out: str | Pa
     page.h(2, "Exchange rate of the intermediate metrics")
     if ex:
         page.p("Verdict: " + ex["verdict"] + ".")
-        page.table(["metric", "range over variants", "AUC points per 0.1", "R²", "Spearman AUC (p)", "Spearman GAUC", "Spearman cold AUC"],
+        page.table(["metric", "range over variants", "AUC points per 0.1", "R²", "Spearman AUC (p)", "Spearman GAUC",
+                    "Spearman cold AUC"],
                    [[m, " - ".join(_f(v, 3) for v in ex["rates"][m]["range"]),
                      f"{ex['rates'][m]['auc']['per_step'] * 100:+.3f}", _f(ex["rates"][m]["auc"]["r2"], 2),
                      f"{_f(ex['rates'][m]['auc']['spearman'], 2)} ({_f(ex['rates'][m]['auc']['spearman_p'], 3)})",

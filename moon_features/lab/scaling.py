@@ -78,7 +78,8 @@ def sweep_negatives(s: LabSession, progress: bool) -> dict:
                             downstream=s.preset.negatives_downstream)
         rows.append(_row(x, r, {"queue_size": q}))
     k = s.preset.metric_k
-    fit = [f"image_search@{k}", f"text_search@{k}", "alignment_loss"] + (["auc"] if s.preset.negatives_downstream else [])
+    fit = [f"image_search@{k}", f"text_search@{k}", "alignment_loss"]
+    fit += ["auc"] if s.preset.negatives_downstream else []
     return {"points": rows, "fit_metrics": fit}
 
 
