@@ -95,6 +95,9 @@ class MoonRedisOnlineStore(RedisOnlineStore):
     # Reads: every HMGET of a get_online_features call in one packed write (Feast hands us the list).
     def _read_hash_fields(self, config: RepoConfig, commands):
         transport = self._get_transport(config.online_store)
+        if transport.is_cluster:  # keys on many nodes: Feast's cluster pipeline routes them
+            with transport.errors():
+                return super()._read_hash_fields(config, commands)
         payload = b"".join(pack_command((b"HMGET", key, *[f if isinstance(f, bytes) else f.encode() for f in fields]))
                            for key, fields in commands)
         return transport.execute_packed(payload, len(commands))
@@ -111,6 +114,9 @@ class MoonRedisOnlineStore(RedisOnlineStore):
             return
         online_config = config.online_store
         transport = self._get_transport(online_config)
+        if transport.is_cluster:
+            with transport.errors():
+                return super().online_write_batch(config, table, data, progress)
         view = _versioned_fv_name(table, config)
         ts_field = codec.timestamp_field(view)
         keys = [_redis_key_bytes(k, config) for k, _, _, _ in data]

@@ -143,11 +143,12 @@ class RedisTransport:
         self.is_cluster = _kind(online_config) == "redis_cluster"
 
     def ping(self) -> None:
-        with self._errors():
+        with self.errors():
             self.client.ping()
 
     @contextmanager
-    def _errors(self):
+    def errors(self):
+        """Turn redis-py's connection errors into OnlineStoreUnavailableError naming the address."""
         try:
             yield
         except _UNREACHABLE as e:
@@ -179,7 +180,7 @@ class RedisTransport:
         """Send pre-packed RESP commands and read `count` replies; reply errors are raised."""
         if count == 0:
             return []
-        with self._errors():
+        with self.errors():
             pool = self.client.connection_pool
             conn = pool.get_connection()
             try:
@@ -219,11 +220,11 @@ class RedisTransport:
         works through one batch the caller prepares the next (see bulk_writer)."""
         if self.is_cluster:
             raise NotImplementedError("streamed writes need one connection; Redis Cluster uses pipelines")
-        with self._errors():
+        with self.errors():
             return ReplyStream(self, self.client.connection_pool.get_connection())
 
     def _cluster_pipeline(self, commands) -> list:
-        with self._errors():
+        with self.errors():
             with self.client.pipeline(transaction=False) as pipe:
                 for c in commands:
                     pipe.execute_command(*c)
@@ -243,14 +244,14 @@ class ReplyStream:
 
     def send(self, payload: bytes, count: int) -> None:
         if count:
-            with self.transport._errors():
+            with self.transport.errors():
                 self.conn.send_packed_command([payload], check_health=False)
             self.pending += count
 
     def collect(self) -> list:
         """Every outstanding reply, in send order; the first error reply is raised."""
         count, self.pending = self.pending, 0
-        with self.transport._errors():
+        with self.transport.errors():
             replies = RedisTransport._read_replies(self.conn, count)
         for r in replies:
             if isinstance(r, Exception):
