@@ -99,10 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _plugin_registrars():
     """Subcommands contributed by the capability packages."""
     from .encoder.cli import add_encoder_commands
+    from .lab.cli import add_lab_commands
+    from .serving.cli import add_serving_commands
     from .store.cli import add_store_commands
     from .training.cli import add_training_commands
 
-    return [add_encoder_commands, add_store_commands, add_training_commands]
+    return [add_encoder_commands, add_store_commands, add_training_commands, add_serving_commands,
+            add_lab_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

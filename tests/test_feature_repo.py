@@ -118,3 +118,42 @@ def test_feast_serve_answers_online_requests(feature_repo, shop):
     category = reply["results"][names.index("category")]["values"]
     expected = spec.item_feature("category").encode(shop.items.set_index("item_id").loc[[1, 2], "category"])
     assert category == expected.tolist()
+
+
+def test_feast_cli_on_the_redis_variant(shop, shop_dir, tmp_path):
+    """`feast -f feature_store.redis.yaml apply / materialize` with the plugin store and engine."""
+    import os
+
+    import yaml
+
+    from moon_features.store.fixtures import delete_project_keys, unique_project, write_embedding_source, \
+        unit_vectors
+    from moon_features.store.online_reader import OnlineReader
+    from moon_features.store.repo import open_store
+    from moon_features.features import build_feature_repo
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(REPO_TEMPLATE, repo, ignore=shutil.ignore_patterns("data", "spec.json", "__pycache__"))
+    project = unique_project()
+    config = yaml.safe_load((repo / "feature_store.redis.yaml").read_text())
+    config["project"] = project  # the tests' own keys in the shared Redis
+    (repo / "feature_store.redis.yaml").write_text(yaml.safe_dump(config))
+    vectors = unit_vectors(len(shop.items), 32)
+    (repo / "data").mkdir()
+    write_embedding_source(repo / "data", 1, shop.items["item_id"], vectors, shop.items["first_seen"])
+    build_feature_repo(shop_dir, repo)
+    env = {**os.environ, "MOON_REDIS_URL": "127.0.0.1:6379"}
+    try:
+        for cmd in (["apply"], ["materialize", "1970-01-02T00:00:00", "2100-01-01T00:00:00"]):
+            out = subprocess.run([FEAST, "-f", "feature_store.redis.yaml", *cmd], cwd=repo, env=env,
+                                 capture_output=True, text=True, timeout=300)
+            assert out.returncode == 0, out.stderr[-2000:]
+        os.environ["MOON_REDIS_URL"] = "127.0.0.1:6379"
+        store = open_store(repo, repo / "feature_store.redis.yaml")
+        ids = shop.items["item_id"].to_numpy()[:5]
+        got, found = OnlineReader(store).item_embeddings(ids, version=1)
+        assert found.all()
+        np.testing.assert_array_equal(got, vectors[:5])
+    finally:
+        os.environ.pop("MOON_REDIS_URL", None)
+        delete_project_keys(project)

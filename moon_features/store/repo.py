@@ -48,17 +48,11 @@ entity_key_serialization_version: 3
 
 
 def redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}") -> str:
-    # Its own registry file: materialization intervals are per online store.
-    return f"""project: {project}
-provider: local
-registry: {DATA_DIR}/registry_redis.db
-online_store:
-  type: redis
-  connection_string: "{connection_string}"
-offline_store:
-  type: duckdb
-entity_key_serialization_version: 3
-"""
+    """The production variant: Redis through the moon-features plugin store (stock Feast wire
+    format, validated embedding writes) and the fast batch engine for `feast materialize`."""
+    from .online_store import moon_redis_config
+
+    return moon_redis_config(project, connection_string)
 
 
 def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str = "sqlite",
