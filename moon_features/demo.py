@@ -93,12 +93,8 @@ def run_demo(workdir: Path, repo: Path, n_items: int = 1000, seed: int = 0, epoc
 
 
 def _score_one_request(repo: Path, model_dir: Path, rows, seed: int) -> dict:
-    """Score candidates for the most recent user with the online path (CTRScorer) if it is installed."""
-    try:
-        from .serving.scorer import CTRScorer
-    except ImportError:
-        print("serving is not available in this build; skipped")
-        return {}
+    """Score candidates for the most recent user through the online path (CTRScorer)."""
+    from .serving.scorer import CTRScorer
     from .store.repo import open_store
 
     user = int(rows["user_id"].iloc[-1])
