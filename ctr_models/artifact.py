@@ -58,6 +58,13 @@ def save_pretrained(model: nn.Module, path: str | Path, extra: dict | None = Non
     return path
 
 
+def artifact_files(path: str | Path) -> list[Path]:
+    """Every file of an artifact folder (torch or TensorFlow) in a stable order, e.g. to hash it."""
+    path = Path(path)
+    return sorted(p for p in path.rglob("*") if p.is_file() and "checkpoints" not in p.relative_to(path).parts
+                  and p.suffix != ".png" and p.name != "history.json")
+
+
 def _diff(saved: ModelInputs, given: ModelInputs) -> str:
     a, b = saved.to_dict(), given.to_dict()
     return "; ".join(f"{k}: artifact has {a[k]!r}, given {b[k]!r}" for k in a if a[k] != b[k])
@@ -71,6 +78,11 @@ def from_pretrained(path: str | Path, inputs: ModelInputs | None = None,
     if not cfg_file.exists():
         raise ArtifactError(f"{path} is not a model artifact (no config.json); save one with save_pretrained")
     meta = json.loads(cfg_file.read_text())
+    if meta.get("backend", "torch") == "tensorflow":
+        # Same ModelArtifact, model = a SavedModel ranker; TensorFlow loads only for such folders.
+        from .tf.serving import load_artifact
+
+        return load_artifact(path, inputs)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
     cls = MODEL_TYPES.get(meta["model_type"])

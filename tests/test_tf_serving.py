@@ -34,3 +34,8 @@ def test_ctrscorer_scores_a_tf_artifact_like_the_torch_one(tmp_path):
     assert got.history_length >= 3 and np.std(expected) > 1e-4
     np.testing.assert_allclose(got.scores, expected, rtol=1e-4, atol=1e-6)
     assert scorer.model_version.startswith("din-")
+    # The service is given a folder: it recognises the TensorFlow artifact by its config.json.
+    from_folder = CTRScorer(store, tf_dir)
+    np.testing.assert_allclose(from_folder.score(user, candidates), expected, rtol=1e-4, atol=1e-6)
+    assert from_folder.model_version.startswith("din-") and from_folder.model_version != \
+        CTRScorer(store, s.model_dir).model_version

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from feast import FeatureStore
 
-from ctr_models.artifact import ModelArtifact, from_pretrained
+from ctr_models.artifact import ModelArtifact, artifact_files, from_pretrained
 
 from ..spec import FeatureSpec, embedding_view_name
 from ..store.definitions import embedding_spec_of
@@ -50,8 +50,8 @@ def artifact_version(model_dir: str | Path | None, artifact: ModelArtifact) -> s
     """A stable id of the weights: `<model_type>-<sha256 of the artifact files, 12 hex>`."""
     h = hashlib.sha256()
     if model_dir is not None:
-        for name in ("config.json", "model.pt"):
-            h.update((Path(model_dir) / name).read_bytes())
+        for path in artifact_files(model_dir):
+            h.update(path.read_bytes())
     else:
         for key, tensor in sorted(artifact.model.state_dict().items()):
             h.update(key.encode())
