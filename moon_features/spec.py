@@ -25,11 +25,18 @@ EMBEDDING_FIELD = "embedding"
 SUPPORTED_EMBEDDING_DIMS = (16, 32, 64, 128, 256, 384, 512, 768)
 
 
-class SpecMismatchError(MoonFeaturesError, ValueError):
+class SpecError(MoonFeaturesError, ValueError):
+    """A feature spec value is invalid (an embedding version, a dimension, ...)."""
+
+
+class SpecMismatchError(SpecError):
     """Two specs (e.g. a model artifact's and a feature store's) disagree."""
 
 
 def embedding_view_name(version: int) -> str:
+    """Feast feature view holding encoder `version`'s embeddings: item_moon_embedding_v<version>."""
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version <= 0:
+        raise SpecError(f"embedding version must be a positive integer, got {version!r}")
     return f"item_moon_embedding_v{version}"
 
 
@@ -55,10 +62,9 @@ class EmbeddingSpec:
     dim: int
 
     def __post_init__(self):
-        if self.version < 1:
-            raise ValueError(f"embedding version must be >= 1, got {self.version}")
+        embedding_view_name(self.version)  # validates the version
         if self.dim not in SUPPORTED_EMBEDDING_DIMS:
-            raise ValueError(f"embedding dim {self.dim} unsupported; choose one of {SUPPORTED_EMBEDDING_DIMS}")
+            raise SpecError(f"embedding dim {self.dim} unsupported; choose one of {SUPPORTED_EMBEDDING_DIMS}")
 
     @property
     def view_name(self) -> str:

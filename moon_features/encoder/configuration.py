@@ -6,6 +6,8 @@ Presets (`demo`, `small`, `full`) are named configs + training schedules, not co
 """
 from __future__ import annotations
 
+from ..spec import embedding_view_name  # noqa: F401  (re-exported: the encoder names its output view)
+
 from dataclasses import asdict, dataclass, field
 
 from transformers import PretrainedConfig
@@ -205,10 +207,3 @@ def get_preset(name: str) -> Preset:
         raise EncoderError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[name]
     return Preset(p.name, dict(p.model), TrainSchedule(**p.schedule.to_dict()))
-
-
-def embedding_view_name(version: int) -> str:
-    """Feast feature view holding encoder `version`'s embeddings: item_moon_embedding_v<version>."""
-    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
-        raise EncoderError(f"embedding version must be a positive integer, got {version!r}")
-    return f"item_moon_embedding_v{version}"
