@@ -49,13 +49,17 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     cmd = "python bench/lab.py " + " ".join(sys.argv[1:] if argv is None else argv)
     s = LabSession(args.run, preset, args.data, args.threads, True, cmd)
-    s.run.update_meta(reduced=bool(args.reduced), started=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                      load_before=os.getloadavg())
+    started, load_before = time.strftime("%Y-%m-%dT%H:%M:%S"), os.getloadavg()
+    s.run.update_meta(reduced=bool(args.reduced))
     run_exchange_rate(args.run, session=s)
     sweeps = [w for w in args.sweeps.split(",") if w and not (w == "negatives" and not preset.queue_sizes)]
     for w in sweeps:  # one at a time, so a cut-short run keeps every finished sweep's JSON and figure
         run_scaling(args.run, session=s, sweeps=(w,))
-    s.run.update_meta(total_seconds=round(time.perf_counter() - t0, 1), load_after=os.getloadavg())
+    # one record per invocation: a resumed or re-reported run must not overwrite the first one's time
+    invocations = s.run.meta().get("invocations", [])
+    invocations.append({"command": cmd, "started": started, "seconds": round(time.perf_counter() - t0, 1),
+                        "load_before": load_before, "load_after": os.getloadavg()})
+    s.run.update_meta(invocations=invocations)
     build_report(args.run, args.serving)
     print(f"lab on MovieLens: {time.perf_counter() - t0:,.0f} s -> {args.run}/report.md")
     return 0

@@ -162,7 +162,7 @@ def markdown(records: list[dict], analysis: dict, figures: list[Path], out_dir: 
              f"cold-item AUC {_f(base.get('cold_auc'))}.", "",
              "| variant | post-trained | epoch | dim | " + " | ".join(metric_names(k))
              + " | AUC | GAUC | cold AUC | AUC lift | cost (s) |",
-             "|---|---|---|---|" + "---|" * (len(metric_names(k)) + 6)]
+             "|---|---|---|---|" + "---|" * (len(metric_names(k)) + 5)]
     for r in records:
         if "downstream" not in r:
             continue

@@ -218,7 +218,7 @@ def build_report(run_dir, serving: list[str | Path] | None = None, out: str | Pa
         best = max(with_ds, key=lambda r: r["downstream"]["auc"])
         rows = [("DIN ids-only", base["downstream"]), (f"DIN + {final['key']} (final)", final["downstream"])]
         if best["key"] != final["key"]:
-            rows.append((f"DIN + {best['key']} (best AUC)", best["downstream"]))
+            rows.append((f"DIN + {best['key']} (best AUC at dim {dim})", best["downstream"]))
         fig = _plot_ctr(rows, out_dir / "report_ctr_lift.png")
         page.img(rel(fig), "AUC and GAUC with and without embeddings")
         b = base["downstream"]

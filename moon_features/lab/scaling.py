@@ -119,11 +119,24 @@ def fit_sweep(name: str, sweep: dict) -> dict:
     return fits
 
 
+def _log_x(ax, xs) -> None:
+    """Log x axis ticked at the sweep's own x values (default log ticks overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    xs = sorted({x for x in xs if x > 0})
+    if xs:
+        ax.set_xticks(xs, [f"{x:g}" for x in xs], fontsize=7)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_sweep(name: str, sweep: dict, fits: dict, out_dir: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    all_x = [r["x"] for r in sweep["points"] + sweep.get("baseline_points", [])]
 
     metrics = sweep["fit_metrics"]
     fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(3.6 * (len(metrics) + 1), 3.4), squeeze=False)
@@ -146,14 +159,11 @@ def plot_sweep(name: str, sweep: dict, fits: dict, out_dir: Path) -> Path:
                         label=f"x^{f['exponent']:+.3f}, R² {f['r2']:.2f}" + ("" if f["holds"] else " (no power law)"))
         ref = [r for r in sweep["points"] if r["x"] == 0 and np.isfinite(r["y"].get(m, np.nan))]
         for r in ref:
-            ax.axhline(r["y"][m], color="grey", ls=":", lw=1, label=r.get("reference", "x = 0"))
-        ax.set_xscale("log")
-        if all(r["y"].get(m, 0) > 0 for r in sweep["points"] if r["x"] > 0):
-            from matplotlib.ticker import NullFormatter, ScalarFormatter
-
+            ax.axhline(r["y"][m], color="grey", ls=":", lw=1, label=f"{r['key']}: {r.get('reference', 'x = 0')}")
+        _log_x(ax, all_x)
+        ys = [r["y"].get(m, np.nan) for r in sweep["points"] if r["x"] > 0]
+        if ys and np.nanmin(ys) > 0 and np.nanmax(ys) / np.nanmin(ys) > 3:  # a short y range reads better linear
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(ScalarFormatter())
-            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label, fontsize=8)
         ax.set_title(m, fontsize=9)
         ax.grid(alpha=0.3, which="both")
@@ -165,7 +175,7 @@ def plot_sweep(name: str, sweep: dict, fits: dict, out_dir: Path) -> Path:
         if rows:
             ax.plot([r["x"] for r in rows], [r["seconds"] for r in rows], "s-", color=colour,
                     label="DIN ids-only" if series == "ids" else "point")
-    ax.set_xscale("log")
+    _log_x(ax, all_x)
     ax.set_xlabel(label, fontsize=8)
     ax.set_ylabel("wall seconds per point")
     ax.set_title("cost", fontsize=9)
