@@ -32,6 +32,7 @@ from ctr_models import (DIN, CTRData, DeepFM, DeepFMConfig, DINConfig, ModelInpu
                         SequenceField, SparseField, Trainer, TrainerConfig, seed_everything)
 from ctr_models.metrics import ctr_metrics, rela_impr  # noqa: E402
 from ctr_models.plots import plot_training_curves  # noqa: E402
+from moon_features.data.sequences import history_matrix  # noqa: E402
 
 # ================================================================================================
 # MovieLens-100k as CTR data (also used by bench/ctr_throughput.py). Reads the RecBole atomic
@@ -87,19 +88,7 @@ def load(root: str | Path, max_len: int = 50) -> MovieLensCTR:
     ev = ev.sort_values(["user_id", "timestamp", "item_id"], kind="mergesort").reset_index(drop=True)
     u, it, ts = ev.user_id.to_numpy(), ev.item_id.to_numpy(), ev.timestamp.to_numpy()
     pos = ev.rating.to_numpy() >= 4
-    hist = np.zeros((len(ev), max_len), np.int64)
-    hist_len = np.zeros(len(ev), np.int64)
-    bounds = np.flatnonzero(np.r_[True, u[1:] != u[:-1], True])
-    steps = np.arange(max_len)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        p_ts, p_it = ts[a:b][pos[a:b]], it[a:b][pos[a:b]]
-        c = np.searchsorted(p_ts, ts[a:b], side="left")  # positives strictly before the event
-        start = np.maximum(c - max_len, 0)
-        n = c - start
-        idx = np.minimum(start[:, None] + steps, max(len(p_it) - 1, 0))
-        if len(p_it):
-            hist[a:b] = np.where(steps < n[:, None], p_it[idx], 0)
-        hist_len[a:b] = n
+    hist, hist_len = history_matrix(u, ts, it, pos, max_len)
     arrays = {"user_id": u, "item_id": it, "genre": item_genre[it], "age": age[u], "gender": gender[u],
               "occupation": occ[u], "hist_item_id": hist, "hist_genre": item_genre[hist],
               "hist_len": hist_len, "label": pos.astype(np.float32), "timestamp": ts}

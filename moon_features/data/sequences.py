@@ -76,3 +76,26 @@ def sequence_as_of(sequences: pd.DataFrame, user_id: int, when: pd.Timestamp) ->
     if rows.empty:
         return []
     return list(rows.sort_values("event_timestamp").iloc[-1]["hist_item_ids"])
+
+
+def history_matrix(users: np.ndarray, times: np.ndarray, items: np.ndarray, positive: np.ndarray,
+                   max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """For events sorted by (user, time, item): each event's last `max_len` positive items strictly
+    before its time, as (int64 [N, max_len] left-aligned and zero-padded, lengths [N]).
+
+    The in-memory twin of `build_sequences` for benchmarks and the lab, which need one row per event.
+    """
+    hist = np.zeros((len(users), max_len), np.int64)
+    hist_len = np.zeros(len(users), np.int64)
+    bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
+    steps = np.arange(max_len)
+    for a, b in zip(bounds[:-1], bounds[1:]):  # one numpy pass per user
+        p_ts, p_it = times[a:b][positive[a:b]], items[a:b][positive[a:b]]
+        c = np.searchsorted(p_ts, times[a:b], side="left")  # positives strictly before the event
+        start = np.maximum(c - max_len, 0)
+        n = c - start
+        if len(p_it):
+            idx = np.minimum(start[:, None] + steps, len(p_it) - 1)
+            hist[a:b] = np.where(steps < n[:, None], p_it[idx], 0)
+        hist_len[a:b] = n
+    return hist, hist_len

@@ -23,6 +23,7 @@ import pandas as pd
 from ctr_models import ModelInputs, SequenceField, SparseField
 
 from ..data.layout import Dataset
+from ..data.sequences import history_matrix
 from .presets import LabError, LabPreset
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
@@ -90,19 +91,7 @@ def dataset_ctr_arrays(ds: Dataset, max_len: int) -> tuple[dict[str, np.ndarray]
         arrays[col] = table[it]
         dense.append(col)
 
-    hist = np.zeros((len(ev), max_len), np.int64)
-    hist_len = np.zeros(len(ev), np.int64)
-    bounds = np.flatnonzero(np.r_[True, u[1:] != u[:-1], True])
-    steps = np.arange(max_len)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        p_ts, p_it = ts[a:b][pos[a:b]], it[a:b][pos[a:b]]
-        c = np.searchsorted(p_ts, ts[a:b], side="left")   # positives strictly before the event
-        start = np.maximum(c - max_len, 0)
-        n = c - start
-        if len(p_it):
-            idx = np.minimum(start[:, None] + steps, len(p_it) - 1)
-            hist[a:b] = np.where(steps < n[:, None], p_it[idx], 0)
-        hist_len[a:b] = n
+    hist, hist_len = history_matrix(u, ts, it, pos, max_len)
     arrays["hist_item_id"] = hist
     sequences = [SequenceField("hist_item_id", "item_id")]
     seq_attr = ds.meta.sequence_attribute
