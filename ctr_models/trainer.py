@@ -51,6 +51,14 @@ class FitResult:
     best_val: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    def summary(self, name: str, n_train: int) -> str:
+        """The one-line end-of-training summary (both backends print it)."""
+        n_ep = len(self.history)
+        v = self.best_val
+        return (f"{name}: best epoch {self.best_epoch}/{n_ep}, val AUC {v.get('auc', float('nan')):.4f}"
+                f" GAUC {v.get('gauc', float('nan')):.4f} logloss {v.get('logloss', float('nan')):.4f},"
+                f" {self.seconds:.1f} s, {n_ep * n_train / self.seconds:,.0f} samples/s incl. eval")
+
 
 class Trainer:
     def __init__(self, config: TrainerConfig | None = None):
@@ -128,9 +136,5 @@ class Trainer:
             model.load_state_dict(best_state)
         result.seconds = time.perf_counter() - t_start
         if cfg.progress:
-            n_ep = len(result.history)
-            print(f"{name}: best epoch {result.best_epoch}/{n_ep}, val AUC {best_auc:.4f}"
-                  f" GAUC {result.best_val.get('gauc', float('nan')):.4f}"
-                  f" logloss {result.best_val.get('logloss', float('nan')):.4f},"
-                  f" {result.seconds:.1f} s, {n_ep * len(train) / result.seconds:,.0f} samples/s incl. eval")
+            print(result.summary(name, len(train)))
         return result

@@ -122,9 +122,5 @@ class TFTrainer:
             model.set_weights(best_weights)
         result.seconds = time.perf_counter() - t_start
         if cfg.progress:
-            n_ep = len(result.history)
-            print(f"{name}: best epoch {result.best_epoch}/{n_ep}, val AUC {best_auc:.4f}"
-                  f" GAUC {result.best_val.get('gauc', float('nan')):.4f}"
-                  f" logloss {result.best_val.get('logloss', float('nan')):.4f},"
-                  f" {result.seconds:.1f} s, {n_ep * len(train) / result.seconds:,.0f} samples/s incl. eval")
+            print(result.summary(name, len(train)))
         return result
