@@ -108,14 +108,17 @@ def _plugin_registrars():
             add_lab_commands]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """Run a parsed subcommand: user errors become a message and exit status 2, no traceback."""
     try:
-        args.func(args)
+        return args.func(args) or 0
     except MoonFeaturesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 def entry_point() -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -47,6 +48,16 @@ def _scores(name, q_pairs, g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks):
     return res
 
 
+def image_query_rows(pairs: pd.DataFrame, item_ids, has_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Catalogue rows (of A, of B) for the pairs whose query item A has a readable image; pairs
+    with an item outside the catalogue or an image-less A are dropped (they cannot be queried)."""
+    row_of = {int(i): r for r, i in enumerate(item_ids)}
+    rows = [(row_of[a], row_of[b]) for a, b in zip(pairs["item_a"].astype(int), pairs["item_b"].astype(int))
+            if a in row_of and b in row_of and has_image[row_of[a]]]
+    a_rows, b_rows = (np.array(c, dtype=np.int64) for c in zip(*rows)) if rows else (np.zeros(0, np.int64),) * 2
+    return a_rows, b_rows
+
+
 def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None = None, baselines: bool = True,
                      seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True,
                      extra_pairs: dict | None = None) -> dict:
@@ -63,22 +74,12 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     feats = featurize_in_chunks(featurizer, items, dataset.root, progress=progress)
     aug_seed = seed + EVAL_AUGMENT_OFFSET
     aug = augmented_views(items, dataset.root, feats, model.config.image_size, 1, aug_seed, progress)
-    row_of = {int(i): r for r, i in enumerate(feats.item_ids)}
     has_image = feats.has_image.numpy()
-    keep = [a in row_of and b in row_of and has_image[row_of[a]]
-            for a, b in zip(pairs["item_a"].astype(int), pairs["item_b"].astype(int))]
-    pairs = pairs[keep]
-    if len(pairs) == 0:
+    a_rows, b_rows = image_query_rows(pairs, feats.item_ids, has_image)
+    if len(a_rows) == 0:
         raise EncoderError("no evaluation pair has an item A with a readable image; evaluation needs image queries")
-    a_rows = np.array([row_of[int(a)] for a in pairs["item_a"]])
-    b_rows = np.array([row_of[int(b)] for b in pairs["item_b"]])
     dup_rows = np.flatnonzero(has_image)
-    extra = {}
-    for name, p in (extra_pairs or {}).items():
-        p = p[[a in row_of and b in row_of and has_image[row_of[a]]
-               for a, b in zip(p["item_a"].astype(int), p["item_b"].astype(int))]]
-        extra[name] = (np.array([row_of[int(a)] for a in p["item_a"]], dtype=np.int64),
-                       np.array([row_of[int(b)] for b in p["item_b"]], dtype=np.int64))
+    extra = {name: image_query_rows(p, feats.item_ids, has_image) for name, p in (extra_pairs or {}).items()}
 
     def with_extra(res, q_all, g):
         for name, (ea, eb) in extra.items():
@@ -105,7 +106,7 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
                                                  progress=progress)
         methods["efficientnet_lite0_imagenet"] = with_extra(
             _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
-    result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(pairs)),
+    result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(a_rows)),
               "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
               "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
               "image_size": model.config.image_size, "baseline_image_size": baseline_image_size,

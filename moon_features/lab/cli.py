@@ -124,16 +124,11 @@ def add_lab_commands(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    from ..errors import MoonFeaturesError
+    from ..cli import run
 
     parser = argparse.ArgumentParser(prog="moon-features", description="the MOON lab")
     add_lab_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except MoonFeaturesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

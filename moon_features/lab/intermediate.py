@@ -25,7 +25,7 @@ import torch
 from ..encoder.cache import CatalogueCache
 from ..encoder.checkpoint import load_encoder
 from ..encoder.data import augmented_views, featurize_in_chunks
-from ..encoder.evaluate import EVAL_AUGMENT_OFFSET, recall_at_k
+from ..encoder.evaluate import EVAL_AUGMENT_OFFSET, image_query_rows, recall_at_k
 from ..encoder.losses import alignment_loss
 from .presets import LabError
 
@@ -74,19 +74,14 @@ class MetricContext:
         aug = augmented_views(items, dataset.root, feats, model.config.image_size, 1, seed + EVAL_AUGMENT_OFFSET,
                               progress)
         cache = CatalogueCache(model, featurizer, feats, aug, progress=progress)
-        row_of = {int(i): r for r, i in enumerate(feats.item_ids)}
         has_image = feats.has_image.numpy()
-        keep = [a in row_of and b in row_of and has_image[row_of[a]]
-                for a, b in zip(pairs["item_a"].astype(int), pairs["item_b"].astype(int))]
-        pairs = pairs[keep]
-        if len(pairs) == 0:
+        a_rows, b_rows = image_query_rows(pairs, feats.item_ids, has_image)
+        if len(a_rows) == 0:
             raise LabError("no held-out co-engagement pair has an item A with a readable image: the recall metrics "
                            "need image queries (more test-period interactions, or a wider pair window)")
-        a_rows = np.array([row_of[int(a)] for a in pairs["item_a"]], dtype=np.int64)
-        b_rows = np.array([row_of[int(b)] for b in pairs["item_b"]], dtype=np.int64)
         dup_rows = np.flatnonzero(has_image)
         return cls(cache, np.asarray(feats.item_ids), a_rows, b_rows, dup_rows, dup_rows,
-                   model.config.architecture_signature(), _frozen_fingerprint(model), len(pairs),
+                   model.config.architecture_signature(), _frozen_fingerprint(model), len(a_rows),
                    time.perf_counter() - t0)
 
     def check(self, model, where) -> None:

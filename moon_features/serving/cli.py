@@ -66,17 +66,11 @@ def add_serving_commands(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import MoonFeaturesError
+    from ..cli import run
 
     parser = argparse.ArgumentParser(prog="moon-features", description="scoring service commands")
     add_serving_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except MoonFeaturesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

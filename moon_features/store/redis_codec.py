@@ -92,16 +92,9 @@ def decode_varints_at(buf: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, 
 
 def _decode_packed_varints(payload: bytes) -> np.ndarray:
     """All varints of a packed repeated field, in order."""
-    out, pos, n = [], 0, len(payload)
-    while pos < n:
-        shift = value = 0
-        while True:
-            b = payload[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
+    out, pos = [], 0
+    while pos < len(payload):
+        value, pos = _read_varint(payload, pos)
         out.append(value)
     return np.array(out, dtype=np.uint64).view(np.int64) if out else np.zeros(0, np.int64)
 
