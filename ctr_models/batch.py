@@ -23,6 +23,8 @@ class CTRBatch:
     item_emb  float32 [B, D] | None  frozen MOON embedding of the target item (zeros if unknown)
     hist_emb  float32 [B, L, D] | None  MOON embeddings of the history items
     label     float32 [B] | None
+    shared_history  bool         every row has the same history (one request: one user, many
+                                 candidates); models may then compute the history side once
     """
 
     sparse: dict[str, torch.Tensor]
@@ -32,6 +34,7 @@ class CTRBatch:
     item_emb: torch.Tensor | None = None
     hist_emb: torch.Tensor | None = None
     label: torch.Tensor | None = None
+    shared_history: bool = False
 
     @property
     def size(self) -> int:
@@ -39,8 +42,8 @@ class CTRBatch:
 
     def to(self, device) -> "CTRBatch":
         def move(v):
-            if v is None:
-                return None
+            if v is None or isinstance(v, bool):
+                return v
             if isinstance(v, dict):
                 return {k: t.to(device) for k, t in v.items()}
             return v.to(device)
@@ -75,3 +78,12 @@ class CTRBatch:
                 if t.shape[-1] != inputs.moon_dim:
                     raise BatchShapeError(
                         f"batch.{name} has dimension {t.shape[-1]}, the model was trained with d={inputs.moon_dim}")
+        if self.shared_history and b and not bool((self.hist_len == self.hist_len[0]).all()):
+            raise BatchShapeError("shared_history=True but the rows' hist_len differ: only a batch whose rows "
+                                  "share one history (one user's request) may set it")
+
+    def history_of_first_row(self) -> "CTRBatch":
+        """The history side (hist, hist_len, hist_emb) of row 0 only, as a batch of size 1.
+        With shared_history this is every row's history, so it is computed once, not B times."""
+        return CTRBatch(sparse={}, hist_len=self.hist_len[:1], hist={k: v[:1] for k, v in self.hist.items()},
+                        hist_emb=None if self.hist_emb is None else self.hist_emb[:1])

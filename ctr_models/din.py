@@ -70,13 +70,15 @@ class DIN(nn.Module):
         batch.validate(self.inputs)
         emb = self.embedding
         sparse = emb.sparse(batch)
-        hist = emb.history(batch)
-        q, keys = emb.target_and_history(batch, sparse, hist)
-        mask = length_mask(batch.hist_len, keys.shape[1])
+        q = emb.target(batch, sparse)
+        # One request's candidates share the user's history: embed, project and normalise it once.
+        history = batch.history_of_first_row() if batch.shared_history else batch
+        keys = emb.history_keys(history)
+        mask = length_mask(history.hist_len, keys.shape[1])
 
         sim = None
         if self.sim_hist is not None or self.fusion is not None:
-            sim = cosine_similarity(batch.item_emb, batch.hist_emb, mask)
+            sim = cosine_similarity(batch.item_emb, history.hist_emb, mask)
         interest = self.attention(q, keys, mask, self.fusion(sim) if self.fusion is not None else None)
 
         parts = [sparse[n] for n in emb.fields]

@@ -60,3 +60,26 @@ def test_cosine_similarity_zero_vectors_and_padding():
     sim = cosine_similarity(item, hist, mask)
     torch.testing.assert_close(sim, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
     assert torch.isfinite(sim).all()
+
+
+@pytest.mark.parametrize("norm", ["none", "softmax"])
+@pytest.mark.parametrize("n_valid", [0, 1, 5, 7])
+def test_shared_history_attention_matches_repeated_history(norm, n_valid):
+    """keys of batch size 1 (one user's history for every candidate) take the shared path; it
+    must equal the general path over the history repeated per target, gradients included."""
+    torch.manual_seed(0)
+    att = TargetAttention(dim=12, hidden=(16, 8), act="dice", normalization=norm).double()
+    q = torch.randn(6, 12, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(1, 7, 12, dtype=torch.float64, requires_grad=True)
+    mask = length_mask(torch.tensor([n_valid]), 7)
+    bias = torch.randn(6, 7, dtype=torch.float64)
+    for train in (True, False):  # training mode: Dice's batch statistics see the same positions
+        att.train(train)
+        shared = att(q, k, mask, bias)
+        repeated = att(q, k.expand(6, -1, -1).contiguous(), mask.expand(6, -1).contiguous(), bias)
+        torch.testing.assert_close(shared, repeated, rtol=1e-10, atol=1e-10)
+    g_shared = torch.autograd.grad(shared.sum(), [q, k, att.first.weight])
+    g_repeated = torch.autograd.grad(repeated.sum(), [q, k, att.first.weight])
+    for a, b in zip(g_shared, g_repeated):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(att.shared_first_layer(q, k[0]), att.decomposed_first_layer(q, k.expand(6, -1, -1)))

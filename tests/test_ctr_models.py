@@ -122,3 +122,21 @@ def test_data_gathers_moon_rows_and_shuffles_by_seed():
     order = lambda s: torch.cat([x.sparse["item_id"] for x in data.batches(16, shuffle=True, seed=s)])
     assert torch.equal(order(3), order(3)) and not torch.equal(order(3), order(4))
     assert sorted(order(3).tolist()) == sorted(arrays["item_id"].tolist())
+
+
+@pytest.mark.parametrize("model_cls,cfg", CASES)
+def test_shared_history_batch_scores_like_the_plain_batch(model_cls, cfg):
+    """One user's request: every row has the same history. shared_history=True (what serving
+    sets) computes the history side once and must give the same logits."""
+    cfg.use_moon = True
+    model, data, _ = make(model_cls, cfg, True)
+    model.eval()
+    b = data.batch(slice(0, 8))
+    for t in list(b.hist.values()) + [b.hist_emb, b.hist_len]:
+        t[:] = t[3]  # row 3's history for every candidate
+    ref = model(b)
+    b.shared_history = True
+    torch.testing.assert_close(model(b), ref, rtol=1e-6, atol=1e-6)
+    b.hist_len[0] = 0
+    with pytest.raises(BatchShapeError, match="shared_history"):
+        model(b)

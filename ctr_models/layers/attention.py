@@ -11,6 +11,10 @@ c(q) is computed once per target and A(q) (d x h) once per target too, so each (
 history item) pair costs one d x h product instead of the naive 4d x h one and the [B, L, 4d]
 concatenation is never materialised. `naive_first_layer` keeps the textbook form as a reference
 (a test proves both agree).
+
+When every target shares one history (a serving request: one user, many candidates; keys of
+batch size 1), the key term (W_k - W_d) k is computed once per history item, and the per-pair
+term W_p (q * k) becomes a single [B * n, d] x [d, h] product over the n valid positions.
 """
 from __future__ import annotations
 
@@ -62,6 +66,15 @@ class TargetAttention(nn.Module):
         a = (w_k - w_d).t().unsqueeze(0) + q.unsqueeze(2) * w_p.t().unsqueeze(0)  # [B, d, h]
         return torch.baddbmm(c.unsqueeze(1), keys, a)                   # [B, L, h]
 
+    def shared_first_layer(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """q [B, d], one history k [n, d] -> [B, n, h]; equal to decomposed_first_layer over keys
+        repeated B times, with only the q * k term paid per pair."""
+        w_q, w_k, w_d, w_p = self.first.weight.split(self.dim, dim=1)
+        c = torch.addmm(self.first.bias, q, (w_q + w_d).t())  # [B, h]: once per target
+        kk = k @ (w_k - w_d).t()                                # [n, h]: once per history item
+        pair = (q.unsqueeze(1) * k.unsqueeze(0)).reshape(-1, self.dim) @ w_p.t()  # [B * n, h]
+        return pair.view(len(q), len(k), c.shape[1]) + c.unsqueeze(1) + kk.unsqueeze(0)
+
     # -- scoring and pooling ---------------------------------------------------------------
     def scores(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                naive: bool = False) -> torch.Tensor:
@@ -77,6 +90,10 @@ class TargetAttention(nn.Module):
 
     def forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 bias: torch.Tensor | None = None, naive: bool = False) -> torch.Tensor:
+        if keys.shape[0] == 1 and not naive:
+            return self._shared_forward(q, keys[0], mask[0], bias)
+        keys = keys.expand(len(q), -1, -1)
+        mask = mask.expand(len(q), -1)
         logits = self.scores(q, keys, mask, naive=naive)
         if bias is not None:
             logits = logits + bias
@@ -88,3 +105,14 @@ class TargetAttention(nn.Module):
         else:
             weights = logits * mask
         return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
+
+    def _shared_forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
+                        bias: torch.Tensor | None) -> torch.Tensor:
+        """One history keys [L, d] (valid positions: the left-aligned prefix of mask [L]) for all
+        B targets. Same result as the general path; nothing is repeated per target but q * k."""
+        k = keys[: int(mask.sum())]
+        logits = self.rest(self.first_act(self.shared_first_layer(q, k))).squeeze(-1)  # [B, n]
+        if bias is not None:
+            logits = logits + bias[:, : len(k)]
+        weights = torch.softmax(logits, dim=1) if self.normalization == "softmax" else logits
+        return weights @ k  # an empty history pools to zeros

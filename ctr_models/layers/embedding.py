@@ -64,15 +64,19 @@ class FeatureEmbedding(nn.Module):
         """Sequence name -> [B, L, dim], through the target field's table."""
         return {s.name: self.lookup(s.target, batch.hist[s.name]) for s in self.sequences}
 
-    def target_and_history(self, batch: CTRBatch, sparse: dict[str, torch.Tensor],
-                           hist: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The aligned item representations: q [B, item_dim] and keys [B, L, item_dim]."""
+    def target(self, batch: CTRBatch, sparse: dict[str, torch.Tensor]) -> torch.Tensor:
+        """q [B, item_dim]: the target item in the layout of a history position."""
         q = [sparse[s.target] for s in self.sequences]
-        k = [hist[s.name] for s in self.sequences]
         if self.moon is not None:
             q.append(self.moon(batch.item_emb))
+        return torch.cat(q, dim=-1)
+
+    def history_keys(self, batch: CTRBatch) -> torch.Tensor:
+        """keys [B, L, item_dim]: every history position, aligned with `target`."""
+        k = list(self.history(batch).values())
+        if self.moon is not None:
             k.append(self.moon(batch.hist_emb))
-        return torch.cat(q, dim=-1), torch.cat(k, dim=-1)
+        return torch.cat(k, dim=-1)
 
     def history_width(self, batch: CTRBatch) -> int:
         if batch.hist:

@@ -17,10 +17,14 @@ from torch import nn
 
 def cosine_similarity(item_emb: torch.Tensor, hist_emb: torch.Tensor, mask: torch.Tensor,
                       eps: float = 1e-8) -> torch.Tensor:
-    """[B, D], [B, L, D], bool [B, L] -> [B, L]; 0 at padding and for all-zero (unknown) vectors."""
+    """[B, D], [B or 1, L, D], bool [B or 1, L] -> [B, L]; 0 at padding and for all-zero
+    (unknown) vectors. A history of batch size 1 is shared by every target (one request)."""
     q = item_emb / item_emb.norm(dim=-1, keepdim=True).clamp(min=eps)
     k = hist_emb / hist_emb.norm(dim=-1, keepdim=True).clamp(min=eps)
-    sim = torch.bmm(k, q.unsqueeze(2)).squeeze(2)
+    if k.shape[0] == 1:
+        sim = q @ k[0].t()  # one [B, D] x [D, L] product instead of B matrix-vector ones
+    else:
+        sim = torch.bmm(k, q.unsqueeze(2)).squeeze(2)
     return sim * mask
 
 
@@ -43,6 +47,7 @@ class SimTierHistogram(nn.Module):
         return self.n_bins + 2
 
     def forward(self, sim: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.expand_as(sim)  # a shared history's mask is [1, L]
         m = mask.to(sim.dtype)
         n = m.sum(dim=1, keepdim=True)
         tier = torch.bucketize(sim.clamp(-1.0, 1.0).contiguous(), self.edges)  # [B, L] in [0, n_bins)

@@ -111,6 +111,7 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
         hist_len=torch.from_numpy(arrays["hist_len"]),
         dense={name: torch.from_numpy(arrays[name]) for name in inputs.dense},
         hist={s.name: torch.from_numpy(arrays[s.name]) for s in inputs.sequences},
+        shared_history=True,  # one user: the model embeds the history once, not per candidate
     )
     if inputs.moon_dim is not None:
         n = len(table)
