@@ -1,11 +1,12 @@
 """One ranking request's CTRBatch from an OnlineLookup, built by the training path's own code.
 
 The online lookup is laid out as the feature table the historical join returns (one row per
-candidate: user_id, item_id, profile columns, hist_item_ids) and handed to
-`training.retrieval.arrays_from_features`, so padding, truncation to the last max_len items,
-id clipping and the history-attribute codes are computed by the same function offline and
-online. Only the MOON vectors differ in origin: offline they are gathered from the version's
-table, online they come from the same version's rows in the lookup.
+candidate: user_id, item_id, profile columns) and handed to `training.retrieval.row_arrays`;
+the user's one history goes through `training.retrieval.history_arrays` once and is shared by
+every row (a broadcast view, `CTRBatch.shared_history`). So padding, truncation to the last
+max_len items, id clipping and the history-attribute codes are computed by the same functions
+offline and online. Only the MOON vectors differ in origin: offline they are gathered from the
+version's table, online they come from the same version's rows in the lookup.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ctr_models.inputs import ModelInputs
 
 from ..spec import FeatureSpec
 from ..store.online_reader import OnlineLookup
-from ..training.retrieval import arrays_from_features
+from ..training.retrieval import history_arrays, row_arrays
 from .errors import ContextError
 
 
@@ -40,15 +41,9 @@ class RequestAttributeCodes:
         return np.where(hit, self._codes[pos], 0)
 
 
-def _repeated_list(values: np.ndarray, n: int) -> pa.ListArray:
-    """The same int64 list n times, as one list column (no per-row Python)."""
-    width = len(values)
-    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32) if width else np.zeros(n + 1, np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(np.tile(values.astype(np.int64), n), pa.int64()))
-
-
 def feature_table(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> pa.Table:
-    """The online lookup as the historical join's table: one row per candidate, request order."""
+    """The online lookup as the historical join's table, one row per candidate in request order,
+    without the history column (the history is one list for all rows: see online_batch)."""
     cand = lookup.candidates
     n = len(cand.item_ids)
     user = lookup.user
@@ -64,7 +59,6 @@ def feature_table(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> pa.T
         cols[f.name] = pa.array(cand.profiles[f.name].astype(np.int64, copy=False))
     for name in spec.item_dense:
         cols[name] = pa.array(cand.profiles[name].astype(np.float32, copy=False))
-    cols["hist_item_ids"] = _repeated_list(user["hist_item_ids"], n)
     return pa.table(cols)
 
 
@@ -101,26 +95,26 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
                  context: dict | None = None) -> CTRBatch:
     """The CTRBatch the training path would build for (user, candidate) rows at "now"."""
     table = feature_table(lookup, spec, user_id)
+    n = len(table)
     codes = None
     if spec.sequence_attribute:
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
-    arrays = arrays_from_features(table, spec, codes)
-    arrays.update(_context_arrays(inputs, context, len(table)))
+    arrays = row_arrays(table, spec)
+    arrays.update(_context_arrays(inputs, context, n))
+    history = history_arrays(pa.array([lookup.user["hist_item_ids"]], pa.list_(pa.int64())), spec, codes)
+    # One user: every candidate shares the history, as broadcast views instead of n copies.
     batch = CTRBatch(
         sparse={f.name: torch.from_numpy(arrays[f.name]) for f in inputs.sparse},
-        hist_len=torch.from_numpy(arrays["hist_len"]),
+        hist_len=torch.from_numpy(history["hist_len"]).expand(n),
         dense={name: torch.from_numpy(arrays[name]) for name in inputs.dense},
-        hist={s.name: torch.from_numpy(arrays[s.name]) for s in inputs.sequences},
-        shared_history=True,  # one user: the model embeds the history once, not per candidate
+        hist={s.name: torch.from_numpy(history[s.name]).expand(n, -1) for s in inputs.sequences},
+        shared_history=True,  # the model embeds the history once, not per candidate
     )
     if inputs.moon_dim is not None:
-        n = len(table)
         item_emb = lookup.candidates.embeddings
         if item_emb is None:
             item_emb = np.zeros((n, inputs.moon_dim), dtype=np.float32)
-        hist_row = history_embeddings(lookup, arrays["hist_item_id"][0] if n else np.zeros(spec.max_len, np.int64),
-                                      int(arrays["hist_len"][0]) if n else 0, inputs.moon_dim)
+        hist_row = history_embeddings(lookup, history["hist_item_id"][0], int(history["hist_len"][0]), inputs.moon_dim)
         batch.item_emb = torch.from_numpy(np.ascontiguousarray(item_emb, dtype=np.float32))
-        # Every candidate shares the user's history: a broadcast view, not n copies.
         batch.hist_emb = torch.from_numpy(hist_row).unsqueeze(0).expand(n, -1, -1)
     return batch

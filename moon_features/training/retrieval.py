@@ -82,7 +82,8 @@ def pad_sequences(column: pa.ChunkedArray, max_len: int, max_id: int) -> tuple[n
 
     Longer lists keep their most recent (last) max_len items; ids above max_id become 0 (unknown).
     """
-    column = column.combine_chunks()
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     n = len(column)
     lengths = pc.list_value_length(column).fill_null(0).to_numpy().astype(np.int64)
     offsets = column.offsets.to_numpy()[:-1].astype(np.int64) if n else np.zeros(0, np.int64)
@@ -102,8 +103,8 @@ def _clip_ids(ids: np.ndarray, max_id: int) -> np.ndarray:
     return np.where((ids > 0) & (ids <= max_id), ids, 0)
 
 
-def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np.ndarray | None) -> dict:
-    """Model arrays from a feature table (historical join output or online lookup alike)."""
+def row_arrays(table: pa.Table, spec: FeatureSpec) -> dict:
+    """The per-row model arrays (ids, profiles, dense) of a feature table; no history."""
     arrays = {
         "user_id": _clip_ids(table.column("user_id").to_numpy(), spec.max_user_id),
         "item_id": _clip_ids(table.column("item_id").to_numpy(), spec.max_item_id),
@@ -112,11 +113,22 @@ def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np
         arrays[f.name] = table.column(f.name).fill_null(0).to_numpy().astype(np.int64)
     for name in spec.user_dense + spec.item_dense:
         arrays[name] = table.column(name).fill_null(0.0).to_numpy().astype(np.float32)
-    hist, lengths = pad_sequences(table.column("hist_item_ids"), spec.max_len, spec.max_item_id)
-    arrays["hist_item_id"] = hist
-    arrays["hist_len"] = lengths
+    return arrays
+
+
+def history_arrays(hist_item_ids: pa.ChunkedArray | pa.Array, spec: FeatureSpec,
+                   attribute_codes: np.ndarray | None) -> dict:
+    """hist_item_id [n, max_len], hist_len [n] and the history-attribute codes of a list column."""
+    hist, lengths = pad_sequences(hist_item_ids, spec.max_len, spec.max_item_id)
+    arrays = {"hist_item_id": hist, "hist_len": lengths}
     if spec.sequence_attribute:
         arrays[f"hist_{spec.sequence_attribute}"] = attribute_codes[hist]
+    return arrays
+
+
+def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np.ndarray | None) -> dict:
+    """Model arrays from a feature table (the historical join's output)."""
+    arrays = {**row_arrays(table, spec), **history_arrays(table.column("hist_item_ids"), spec, attribute_codes)}
     if "label" in table.column_names:
         arrays["label"] = table.column("label").to_numpy().astype(np.float32)
     return arrays
