@@ -73,7 +73,9 @@ class TargetAttention(nn.Module):
         c = torch.addmm(self.first.bias, q, (w_q + w_d).t())  # [B, h]: once per target
         kk = k @ (w_k - w_d).t()                                # [n, h]: once per history item
         pair = (q.unsqueeze(1) * k.unsqueeze(0)).reshape(-1, self.dim) @ w_p.t()  # [B * n, h]
-        return pair.view(len(q), len(k), c.shape[1]) + c.unsqueeze(1) + kk.unsqueeze(0)
+        # in place: the [B, n, h] activations are the largest tensors of a serving request, and
+        # mm's backward needs only its inputs
+        return pair.view(len(q), len(k), c.shape[1]).add_(c.unsqueeze(1)).add_(kk.unsqueeze(0))
 
     # -- scoring and pooling ---------------------------------------------------------------
     def scores(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,

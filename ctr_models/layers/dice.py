@@ -31,4 +31,6 @@ class Dice(nn.Module):
                                          eps=self.bn.eps).sigmoid_()
         else:
             p = self.bn(flat).sigmoid_()  # in place is safe: BatchNorm's backward does not need its output
+        if not torch.is_grad_enabled():  # inference: reuse p's buffer instead of two more allocations
+            return p.mul_(1 - self.alpha).add_(self.alpha).mul_(flat).reshape(shape)
         return (flat * torch.addcmul(self.alpha, p, 1 - self.alpha)).reshape(shape)
