@@ -35,7 +35,9 @@ class TrainerConfig:
     batch_size: int = 256
     eval_batch_size: int = 1024
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0          # Adam's L2 term on every parameter
+    embedding_weight_decay: float = 0.0  # the same L2 term on the nn.Embedding tables only (deepctr-torch's
+                                         # l2_reg_embedding r adds r * ||E||^2 to the loss: use 2 * r here)
     patience: int = 2            # epochs without a better validation AUC before stopping
     seed: int = 0
     group_field: str | None = "user_id"  # GAUC groups; None = no GAUC
@@ -81,12 +83,23 @@ class Trainer:
         return ctr_metrics(data.labels, p, groups)
 
     # -- training -------------------------------------------------------------------------
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """Adam parameter groups: embedding tables get weight_decay + embedding_weight_decay."""
+        cfg = self.config
+        if not cfg.embedding_weight_decay:
+            return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        emb = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": [p for p in params if id(p) not in emb]},
+                {"params": [p for p in params if id(p) in emb],
+                 "weight_decay": cfg.weight_decay + cfg.embedding_weight_decay}]
+
     def fit(self, model: nn.Module, train: CTRData, val: CTRData, name: str = "model") -> FitResult:
         cfg = self.config
         if "label" not in train.arrays or "label" not in val.arrays:
             raise ValueError("fit needs a 'label' array in both train and validation data")
         torch.manual_seed(cfg.seed)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(self.param_groups(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = nn.BCEWithLogitsLoss()
         ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         if ckpt:

@@ -45,3 +45,24 @@ def test_same_seed_same_result():
         fit = Trainer(TrainerConfig(epochs=1, batch_size=128, seed=3, progress=False)).fit(model, train, val)
         runs.append(fit.history[0]["val_auc"])
     assert runs[0] == runs[1]
+
+
+def test_embedding_weight_decay_only_on_embedding_tables():
+    inputs, train, val, _ = planted(n=2600)
+    seed_everything(0)
+    model = DIN(DINConfig(embed_dim=4, dnn_hidden=(8,), attention_hidden=(8,)), inputs)
+    groups = Trainer(TrainerConfig(embedding_weight_decay=0.1, weight_decay=0.01, progress=False)).param_groups(model)
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    assert {id(p) for p in groups[1]["params"]} == tables and groups[1]["weight_decay"] == pytest.approx(0.11)
+    assert not tables & {id(p) for p in groups[0]["params"]} and "weight_decay" not in groups[0]
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(model.parameters()))
+    assert len(Trainer(TrainerConfig(progress=False)).param_groups(model)) == 1
+
+    norms = []
+    for wd in (0.0, 1.0):  # a strong L2 on the tables shrinks them; the rest of the model still trains
+        seed_everything(0)
+        model = DIN(DINConfig(embed_dim=4, dnn_hidden=(8,), attention_hidden=(8,)), inputs)
+        trainer = Trainer(TrainerConfig(epochs=1, batch_size=128, seed=0, progress=False, embedding_weight_decay=wd))
+        trainer.fit(model, train, val)
+        norms.append(float(model.embedding.tables["item_id"].weight.detach().norm()))
+    assert norms[1] < norms[0]
