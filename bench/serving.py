@@ -189,7 +189,7 @@ def run(args) -> dict:
                                 max_len=HISTORY, model_overrides=TINY_DIN if args.din == "tiny" else None)
     results: dict = {"setup": {"candidates": N_CANDIDATES, "history": HISTORY, "dim": DIM, "model": "DIN+MOON",
                                "backend": "redis", "din": args.din,
-                               "loadavg_before": os.getloadavg()}}
+                               "torch_threads": args.torch_threads, "loadavg_before": os.getloadavg()}}
     try:
         store = open_store(setup.repo)
         user = int(users_with_history(setup.repo, 1)[0])
@@ -199,7 +199,7 @@ def run(args) -> dict:
             append_positive_event(store, setup.spec, user, int(item), t0 + pd.Timedelta(milliseconds=k))
         candidates = rng.choice(np.arange(1, args.items + 1), N_CANDIDATES, replace=False).astype(np.int64)
 
-        scorer = CTRScorer(store, setup.model_dir, torch_threads=1)
+        scorer = CTRScorer(store, setup.model_dir, torch_threads=args.torch_threads)
         detail = scorer.score_detailed(user, candidates)
         assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
         np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
@@ -255,7 +255,7 @@ def run(args) -> dict:
 def report(r: dict) -> str:
     ip = r["in_process"]
     lines = [f"in-process, 1 user x {N_CANDIDATES} candidates, history {HISTORY}, d={DIM}, DIN+MOON "
-             f"({r['setup']['din']} DINConfig), Redis:",
+             f"({r['setup']['din']} DINConfig), Redis, torch threads {r['setup'].get('torch_threads', 1)}:",
              f"  CTRScorer.score          p50 {ip['ctr_scorer']['p50_ms']:.2f} ms  p99 {ip['ctr_scorer']['p99_ms']:.2f} ms"
              f"  (n={ip['ctr_scorer']['n']}; p50 of lookup {ip['stages']['lookup']['p50_ms']:.2f} ms, "
              f"batch {ip['stages']['batch']['p50_ms']:.2f} ms, model {ip['stages']['model']['p50_ms']:.2f} ms)",
@@ -290,6 +290,8 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="max HTTP requests per concurrency level")
     p.add_argument("--seconds", type=float, default=20, help="max seconds per concurrency level")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="intra-op threads of the in-process CTRScorer (the HTTP workers keep 1 each)")
     p.add_argument("--din", choices=["default", "tiny"], default="default",
                    help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
     p.add_argument("--json", default=None, help="also write the results here")
