@@ -79,16 +79,20 @@ class DeepFM(nn.Module):
         fields = [sparse[n] for n in emb.fields]
         extra = []
         mask = None
+        # One request's candidates share the user's history: pool it once and broadcast (expand
+        # is a no-op when every row has its own history).
+        history = batch.history_of_first_row() if batch.shared_history else batch
+        n = batch.size
         if self.use_sequences or self.config.use_moon:
-            mask = length_mask(batch.hist_len, emb.history_width(batch))
+            mask = length_mask(history.hist_len, emb.history_width(history))
         if self.use_sequences:
-            hist = emb.history(batch)
-            fields += [masked_mean(hist[s.name], mask) for s in emb.sequences]
+            hist = emb.history(history)
+            fields += [masked_mean(hist[s.name], mask).expand(n, -1) for s in emb.sequences]
         if self.config.use_moon:
             fields.append(emb.moon(batch.item_emb))
-            fields.append(masked_mean(emb.moon(batch.hist_emb), mask))
+            fields.append(masked_mean(emb.moon(history.hist_emb), mask).expand(n, -1))
             if self.sim_hist is not None:
-                extra.append(self.sim_hist(cosine_similarity(batch.item_emb, batch.hist_emb, mask), mask))
+                extra.append(self.sim_hist(cosine_similarity(batch.item_emb, history.hist_emb, mask), mask))
         stacked = torch.stack(fields, dim=1)  # [B, F, k]
 
         logit = self.bias + sum(self.linear[n](safe_ids(batch.sparse[n], emb.vocab[n])).squeeze(1)
