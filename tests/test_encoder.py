@@ -110,6 +110,36 @@ def test_model_roundtrips_and_serves_every_matryoshka_dim(tmp_path, dataset):
         model.embed(batch, dim=12)
 
 
+def test_tower_skip_and_padding_do_not_change_an_items_embedding(dataset):
+    from moon_features.encoder.data import ItemFeaturizer
+
+    model = MoonItemEncoder(_tiny_config(tower_skip=True, text_columns=["title", "category"])).eval()
+    featurizer = ItemFeaturizer(model.config, ItemFeaturizer.default_tokenizer(model.config))
+    assert featurizer.texts(dataset.items.head(1)) == [f"{dataset.items.title[0]}. {dataset.items.category[0]}"]
+    feats = featurizer.featurize(dataset.items, dataset.root)
+    whole = model.embed(featurizer.batch(feats))
+    # one item at a time: no padding from longer titles in the batch; the result must not change
+    alone = torch.cat([model.embed(featurizer.batch(feats, [r])) for r in range(N_ITEMS)])
+    torch.testing.assert_close(whole, alone, atol=1e-5, rtol=1e-4)
+    # the skip carries the towers' pooled outputs: the image-only embedding still ignores the title
+    other = featurizer.featurize(dataset.items.assign(title="something else"), dataset.root)
+    torch.testing.assert_close(model.embed(featurizer.batch(other), "image"), model.embed(featurizer.batch(feats), "image"))
+
+
+def test_logq_correction_shifts_logits_by_sampling_frequency():
+    from moon_features.encoder.training import positive_log_frequency
+
+    q = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
+    k = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
+    logq = torch.tensor([1.0, -0.5, 0.0])
+    got = _info_nce(q, k, 10.0, torch.tensor([7, 8, 9]), torch.tensor([1, 2, 3]), key_logq=logq)
+    expected = torch.nn.functional.cross_entropy(10.0 * q @ k.T - logq[None, :], torch.arange(3))
+    torch.testing.assert_close(got, expected)
+    # row 0 is the positive of 3 of 4 pairs: sampled 3x more often than uniform (with +1 smoothing)
+    lf = positive_log_frequency(np.array([[1, 0], [2, 0], [3, 0], [0, 1]]), 4)
+    assert lf[0] > 0 > lf[2] and torch.isclose(lf[2], lf[3])
+
+
 def test_efficientnet_lite0_loads_imagenet_weights():
     from moon_features.encoder.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
 

@@ -27,18 +27,36 @@ class CatalogueCache:
         model.eval()
         with torch.no_grad():
             if self.config.freeze_image_tower:
-                raw = []
+                # only rows with an image (the others are masked out of every embedding)
+                with_image = torch.nonzero(items.has_image).squeeze(1)
+                raw = None
                 for v in range(len(self.views)):
-                    parts = [model.image_raw_tokens(normalize_pixels(self.views[v, i: i + chunk], self.config)).half()
-                             for i in tqdm(range(0, len(items.item_ids), chunk), disable=not progress,
-                                           desc=f"image tower (view {v})", unit="chunk")]
-                    raw.append(torch.cat(parts))
-                self.image_raw = torch.stack(raw)
+                    for i in tqdm(range(0, len(with_image), chunk), disable=not progress,
+                                  desc=f"image tower (view {v})", unit="chunk"):
+                        rows = with_image[i: i + chunk]
+                        out = model.image_raw_tokens(normalize_pixels(self.views[v, rows], self.config)).half()
+                        if raw is None:
+                            raw = torch.zeros(len(self.views), len(items.item_ids), *out.shape[1:], dtype=torch.half)
+                        raw[v, rows] = out
+                if raw is None:  # no item has an image: shape the cache from one blank image
+                    blank = torch.zeros(1, 3, self.config.image_size, self.config.image_size, dtype=torch.uint8)
+                    out = model.image_raw_tokens(normalize_pixels(blank, self.config)).half()
+                    raw = torch.zeros(len(self.views), len(items.item_ids), *out.shape[1:], dtype=torch.half)
+                self.image_raw = raw
             if self.config.freeze_text_tower:
-                self.text_raw = torch.cat([
-                    model.text_raw_tokens(items.input_ids[i: i + chunk], items.attention_mask[i: i + chunk]).half()
-                    for i in tqdm(range(0, len(items.item_ids), chunk), disable=not progress, desc="text tower",
-                                  unit="chunk")])
+                # titles are short: run the tower on length-sorted chunks cut to their longest text
+                # (same outputs for the real tokens, a fraction of the work of max_length padding)
+                lengths = items.attention_mask.sum(1)
+                order = torch.argsort(lengths, descending=True, stable=True)
+                self.text_raw = None
+                for i in tqdm(range(0, len(order), chunk), disable=not progress, desc="text tower", unit="chunk"):
+                    rows = order[i: i + chunk]
+                    n = max(1, int(lengths[rows].max()))
+                    out = model.text_raw_tokens(items.input_ids[rows, :n], items.attention_mask[rows, :n]).half()
+                    if self.text_raw is None:
+                        self.text_raw = torch.zeros(len(order), items.input_ids.shape[1], out.shape[-1],
+                                                    dtype=torch.half)
+                    self.text_raw[rows, :n] = out
         model.train(was_training)
 
     @property

@@ -142,6 +142,16 @@ class ItemFeaturizer:
             out[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return out
 
+    def texts(self, items: pd.DataFrame) -> list[str]:
+        """The text each item's text tower reads: `config.text_columns` joined with ". " (missing,
+        empty and "unknown" values skipped; multi-valued 'a|b' cells as "a, b")."""
+        cols = [c for c in self.config.text_columns if c in items.columns]
+        out = []
+        for row in zip(*(items[c].tolist() for c in cols)):
+            parts = [", ".join(attribute_values(v)) for v in row]
+            out.append(". ".join(p for p in parts if p and p.lower() != "unknown"))
+        return out
+
     def tokenize(self, titles: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.tokenizer([str(t) if t is not None else "" for t in titles], padding="max_length",
                              truncation=True, max_length=self.config.max_text_length, return_tensors="pt")
@@ -162,7 +172,7 @@ class ItemFeaturizer:
                 has_image[r] = True
             except ImageLoadError as e:
                 bad[int(item_id)] = e.reason
-        input_ids, attention_mask = self.tokenize(items["title"].tolist())
+        input_ids, attention_mask = self.tokenize(self.texts(items))
         return FeaturizedItems(items["item_id"].to_numpy(np.int64), pixels, has_image, input_ids,
                                attention_mask, self.attribute_ids(items), bad)
 

@@ -60,12 +60,17 @@ def image_query_rows(pairs: pd.DataFrame, item_ids, has_image: np.ndarray) -> tu
 
 def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None = None, baselines: bool = True,
                      seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True,
-                     extra_pairs: dict | None = None) -> dict:
+                     extra_pairs: dict | None = None, popularity: pd.Series | None = None) -> dict:
     """Recall@K on `pairs` (DataFrame item_a, item_b; e.g. pairs.heldout_pairs) for the encoder in
     `model_dir` and, with baselines=True, a randomly initialised copy of it, MiniLM title
-    embeddings and EfficientNet-lite0 ImageNet features. Pairs whose item A has no readable
+    embeddings, MiniLM embeddings of the text the encoder reads (when that is more than the
+    title) and EfficientNet-lite0 ImageNet features. Pairs whose item A has no readable
     image are dropped (an image query needs an image); the count is reported. `extra_pairs`
-    (name -> pairs) are scored with the same embeddings as `<name>/recall@K`."""
+    (name -> pairs) are scored with the same embeddings as `<name>/recall@K`.
+
+    `popularity` (item_id -> e.g. training-period interaction count) adds the reference method
+    `popularity`: the same gallery ranking for every query, by that count. It is not a content
+    method (it reads the log, not the item), so it is reported beside the baselines, not as one."""
     t0 = time.time()
     torch.set_num_threads(max(1, num_threads))
     model, featurizer = load_encoder(model_dir)
@@ -101,11 +106,23 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
 
         t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
         methods["minilm_title"] = with_extra(_scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks), t, t)
+        texts = featurizer.texts(items)
+        if texts != [str(x) if x is not None else "" for x in items["title"]]:
+            t = minilm_title_embeddings(texts, progress=progress)
+            methods["minilm_text"] = with_extra(_scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks),
+                                                t, t)
         e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
         e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
                                                  progress=progress)
         methods["efficientnet_lite0_imagenet"] = with_extra(
             _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
+    if popularity is not None:
+        # one score per item: a 1-d "embedding", every query the same (tiny jitter breaks ties by row)
+        counts = pd.Series(popularity).reindex(items["item_id"]).fillna(0).to_numpy(np.float64)
+        jitter = np.random.default_rng(seed).random(len(counts)) * 1e-3
+        g = torch.as_tensor(np.log1p(counts) + jitter, dtype=torch.float32)[:, None]
+        q = torch.ones(len(items), 1)
+        methods["popularity"] = with_extra(_scores("", q[a_rows], g, None, None, a_rows, b_rows, dup_rows, ks), q, g)
     result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(a_rows)),
               "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
               "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),

@@ -154,13 +154,20 @@ class ExpertFeedForward(nn.Module):
         self.shared = ffn()
         self.experts = nn.ModuleList([ffn() for _ in range(3)])
 
-    def forward(self, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        out = self.shared(x)
+    def forward(self, x: torch.Tensor, modality: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, H); modality (T,) the modality of each position; valid (B, T) True for real
+        tokens. Padding tokens are skipped (zeros out): they are masked out of attention and
+        pooling anyway, and titles are short, so this halves the fusion's work."""
+        if valid is None:
+            valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        flat = x[valid]                                   # (n_valid, H)
+        mod = modality.expand(x.shape[0], -1)[valid]      # (n_valid,)
+        out = self.shared(flat)
         for m, expert in enumerate(self.experts):
-            sel = modality == m  # the token layout is fixed per call, so selection is by position
+            sel = mod == m
             if sel.any():
-                out[:, sel] = out[:, sel] + expert(x[:, sel])
-        return out
+                out = out.index_add(0, sel.nonzero().squeeze(1), expert(flat[sel]))
+        return x.new_zeros(x.shape).index_put((valid,), out) if not bool(valid.all()) else out.view(x.shape)
 
 
 class FusionLayer(nn.Module):
@@ -176,7 +183,7 @@ class FusionLayer(nn.Module):
         h = self.norm1(x)
         a, _ = self.attention(h, h, h, key_padding_mask=key_padding_mask, need_weights=False)
         x = x + self.dropout(a)
-        return x + self.dropout(self.ffn(self.norm2(x), modality))
+        return x + self.dropout(self.ffn(self.norm2(x), modality, ~key_padding_mask))
 
 
 class MoonPreTrainedModel(PreTrainedModel):
@@ -202,6 +209,7 @@ class MoonPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MoonItemEncoder):
             nn.init.normal_(module.image_position, std=std)
             module.logit_scale.fill_(math.log(1.0 / self.config.init_temperature))
+            module.behaviour_logit_scale.fill_(math.log(1.0 / self.config.behaviour_temperature))
 
 
 class MoonItemEncoder(MoonPreTrainedModel):
@@ -221,8 +229,17 @@ class MoonItemEncoder(MoonPreTrainedModel):
         self.modality_embedding = nn.Embedding(3, h)
         self.fusion = nn.ModuleList([FusionLayer(config) for _ in range(config.fusion_layers)])
         self.final_norm = nn.LayerNorm(h)
+        # Tower skips: the pooled output of each pretrained tower (EfficientNet's average-pooled
+        # feature map, MiniLM's mean-pooled sentence embedding) is projected straight into the
+        # pooled vector, so what the towers know reaches the embedding however the fusion moves.
+        self.image_skip = nn.Linear(self.image_tower.out_channels, h) if config.tower_skip else None
+        self.text_skip = nn.Linear(self.text_tower.out_channels, h) if config.tower_skip else None
         self.head = nn.Linear(h, config.max_dim)  # Matryoshka: every prefix is an embedding
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
+        # Stage 2 has its own learnable temperature: image<->own-title matching is nearly
+        # deterministic and drives the shared one low, while co-engagement is noisy; at the
+        # stage-1 temperature the post-training loss started above chance and rose (overconfident).
+        self.behaviour_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.behaviour_temperature)))
         self.post_init()
 
     # ---- towers ---------------------------------------------------------------------------
@@ -232,11 +249,16 @@ class MoonItemEncoder(MoonPreTrainedModel):
     def text_raw_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.text_tower(input_ids, attention_mask)
 
-    def modality_tokens(self, batch: ItemBatch):
-        """Project every modality to `hidden_size` tokens plus their padding masks (True = pad)."""
+    def raw_tokens(self, batch: ItemBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone outputs (cached ones when the batch carries them)."""
         img_raw = batch.image_raw if batch.image_raw is not None else self.image_raw_tokens(batch.pixel_values)
         txt_raw = batch.text_raw if batch.text_raw is not None else self.text_raw_tokens(
             batch.input_ids, batch.attention_mask)
+        return img_raw, txt_raw
+
+    def modality_tokens(self, batch: ItemBatch, raw: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Project every modality to `hidden_size` tokens plus their padding masks (True = pad)."""
+        img_raw, txt_raw = raw if raw is not None else self.raw_tokens(batch)
         img = self.image_proj(img_raw.to(self.image_proj.weight.dtype))
         img = img + self.image_position[:, : img.shape[1]]
         txt = self.text_proj(txt_raw.to(self.text_proj.weight.dtype))
@@ -246,9 +268,19 @@ class MoonItemEncoder(MoonPreTrainedModel):
         att_pad = batch.attribute_ids == 0
         return (img, img_pad), (txt, txt_pad), (att, att_pad)
 
+    def tower_skips(self, batch: ItemBatch, img_raw: torch.Tensor, txt_raw: torch.Tensor):
+        """(image skip, text skip) vectors (B, hidden) from the towers' pooled outputs, or None."""
+        if self.image_skip is None:
+            return None
+        img = self.image_skip(img_raw.to(self.image_skip.weight.dtype).mean(1))
+        m = batch.attention_mask.unsqueeze(-1).to(self.text_skip.weight.dtype)
+        txt = self.text_skip((txt_raw.to(m.dtype) * m).sum(1) / m.sum(1).clamp(min=1.0))
+        return img, txt
+
     # ---- fusion ---------------------------------------------------------------------------
-    def fuse(self, parts: list[tuple[torch.Tensor, torch.Tensor, int]]) -> torch.Tensor:
-        """Shared transformer over modality-typed tokens; masked mean pooling; Matryoshka head."""
+    def fuse(self, parts: list[tuple[torch.Tensor, torch.Tensor, int]], skip: torch.Tensor | None = None) -> torch.Tensor:
+        """Shared transformer over modality-typed tokens; masked mean pooling (+ the tower skip);
+        Matryoshka head."""
         x = torch.cat([t + self.modality_embedding.weight[m] for t, _, m in parts], dim=1)
         pad = torch.cat([p for _, p, _ in parts], dim=1)
         modality = torch.cat([torch.full((t.shape[1],), m, device=t.device) for t, _, m in parts])
@@ -262,17 +294,27 @@ class MoonItemEncoder(MoonPreTrainedModel):
             x = layer(x, modality, pad)
         keep = (~pad).unsqueeze(-1).to(x.dtype)
         pooled = (self.final_norm(x) * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        if skip is not None:
+            pooled = pooled + skip
         return self.head(pooled)
 
     def forward(self, batch: ItemBatch, modes: tuple[str, ...] = MODES) -> MoonEncoderOutput:
-        (img, img_pad), (txt, txt_pad), (att, att_pad) = self.modality_tokens(batch)
+        raw = self.raw_tokens(batch)
+        (img, img_pad), (txt, txt_pad), (att, att_pad) = self.modality_tokens(batch, raw)
+        skips = self.tower_skips(batch, *raw)
+        s_img = s_txt = s_mm = None
+        if skips is not None:
+            s_img, s_txt = skips
+            has = batch.has_image.to(s_img.dtype).unsqueeze(-1)  # an image-less item: the text skip only
+            s_mm = (s_img * has + s_txt) / (has + 1.0)
         out = {}
         if "multimodal" in modes:
-            out["multimodal"] = self.fuse([(img, img_pad, IMAGE), (txt, txt_pad, TEXT), (att, att_pad, ATTRIBUTE)])
+            out["multimodal"] = self.fuse([(img, img_pad, IMAGE), (txt, txt_pad, TEXT), (att, att_pad, ATTRIBUTE)],
+                                          s_mm)
         if "image" in modes:
-            out["image"] = self.fuse([(img, img_pad, IMAGE)])
+            out["image"] = self.fuse([(img, img_pad, IMAGE)], s_img)
         if "text" in modes:
-            out["text"] = self.fuse([(txt, txt_pad, TEXT)])
+            out["text"] = self.fuse([(txt, txt_pad, TEXT)], s_txt)
         return MoonEncoderOutput(**out)
 
     @torch.no_grad()

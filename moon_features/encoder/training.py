@@ -48,24 +48,38 @@ def category_column(dataset) -> str | None:
 
 
 class MemoryQueue:
-    """FIFO of multimodal embeddings (and item ids) from earlier batches, used as extra negatives."""
+    """FIFO of multimodal embeddings (and item ids, catalogue rows) from earlier batches, used as
+    extra negatives."""
 
     def __init__(self, size: int, dim: int):
         self.size = size
         self.z = torch.zeros(0, dim)
         self.ids = torch.zeros(0, dtype=torch.long)
+        self.rows = torch.zeros(0, dtype=torch.long)
 
-    def push(self, z: torch.Tensor, ids: torch.Tensor) -> None:
+    def push(self, z: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         if self.size <= 0:
             return
+        rows = torch.full_like(ids, -1) if rows is None else torch.as_tensor(rows, dtype=torch.long)
         self.z = torch.cat([z.detach(), self.z])[: self.size]
         self.ids = torch.cat([ids, self.ids])[: self.size]
+        self.rows = torch.cat([rows, self.rows])[: self.size]
 
     def state_dict(self) -> dict:
-        return {"z": self.z, "ids": self.ids}
+        return {"z": self.z, "ids": self.ids, "rows": self.rows}
 
     def load_state_dict(self, s: dict) -> None:
         self.z, self.ids = s["z"], s["ids"]
+        self.rows = s.get("rows", torch.full_like(self.ids, -1))
+
+
+def positive_log_frequency(pairs: np.ndarray, n_items: int) -> torch.Tensor:
+    """log(N * q_j): q_j = how often catalogue row j is the positive B of a training pair (the
+    distribution in-batch and queue negatives are drawn from), relative to uniform (0 = uniform).
+    Used only in the loss (logQ correction), never as a model input."""
+    counts = np.bincount(pairs[:, 1], minlength=n_items).astype(np.float64) if len(pairs) else np.zeros(n_items)
+    q = (counts + 1.0) / (counts.sum() + n_items)  # +1: rows never sampled stay finite
+    return torch.as_tensor(np.log(q * n_items), dtype=torch.float32)
 
 
 def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -100,29 +114,37 @@ def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc
 
 
 def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue, progress, desc,
-                     intra_weight):
+                     intra_weight, log_freq=None, step0=0, base_lr=None):
     order = rng.permutation(len(pairs))[: schedule.max_pairs_per_epoch]
     n_batches = max(1, len(order) // schedule.batch_size)
     losses = []
     bar = tqdm(range(n_batches), desc=desc, disable=not progress, unit="batch", leave=False)
     for b in bar:
+        if schedule.posttrain_warmup_steps > 0 and base_lr is not None:  # a function of the step only
+            for g in optimizer.param_groups:
+                g["lr"] = base_lr * min(1.0, (step0 + b + 1) / schedule.posttrain_warmup_steps)
         sel = pairs[order[b * schedule.batch_size: (b + 1) * schedule.batch_size]]
         a_rows, b_rows = sel[:, 0], sel[:, 1]
         a_views = rng.integers(0, cache.n_views, len(a_rows))  # queries see near-duplicate images too
         hard = [rng.choice(same_category[r]) for r in b_rows for _ in range(schedule.hard_negatives)
                 if len(same_category.get(r, ())) > 0]
+        hard = np.asarray(hard, dtype=np.int64)
+        uniform = rng.integers(0, len(cache), schedule.uniform_negatives).astype(np.int64)
         out_a = model(cache.batch(a_rows, a_views))
-        z_bh = model(cache.batch(np.concatenate([b_rows, np.asarray(hard, dtype=np.int64)])),
-                     modes=("multimodal",)).multimodal
+        z_bh = model(cache.batch(np.concatenate([b_rows, hard, uniform])), modes=("multimodal",)).multimodal
         z_b, z_h = z_bh[: len(b_rows)], z_bh[len(b_rows):]
         ids = torch.as_tensor(cache.item_ids)
-        a_ids, b_ids, h_ids = ids[a_rows], ids[b_rows], ids[np.asarray(hard, dtype=np.int64)]
+        a_ids, b_ids, h_ids = ids[a_rows], ids[b_rows], ids[np.concatenate([hard, uniform])]
         negatives = torch.cat([z_h, queue.z])
         neg_ids = torch.cat([h_ids, queue.ids])
+        key_logq = None
+        if log_freq is not None:  # in-batch and queue keys were sampled like positives; hard / uniform ~ uniformly
+            queue_logq = torch.where(queue.rows >= 0, log_freq[queue.rows.clamp(min=0)], torch.zeros(len(queue.rows)))
+            key_logq = torch.cat([log_freq[b_rows], torch.zeros(len(h_ids)), queue_logq])
         a_has_image = cache.items.has_image[a_rows]
         inter = inter_product_loss({"image": out_a.image, "text": out_a.text, "multimodal": out_a.multimodal},
-                                   z_b, b_ids, a_ids, model.logit_scale, dims, negatives, neg_ids,
-                                   query_valid={"image": a_has_image})
+                                   z_b, b_ids, a_ids, model.behaviour_logit_scale, dims, negatives, neg_ids,
+                                   query_valid={"image": a_has_image}, key_logq=key_logq)
         intra = 0.5 * (alignment_loss(out_a.image, out_a.text, a_ids, model.logit_scale, dims, valid=a_has_image)
                        + alignment_loss(out_a.image, out_a.multimodal, a_ids, model.logit_scale, dims,
                                         valid=a_has_image))
@@ -131,9 +153,9 @@ def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_c
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
         optimizer.step()
-        queue.push(z_b, b_ids)
+        queue.push(z_b, b_ids, torch.as_tensor(b_rows))
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.logit_scale.exp().item():.3f}")
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.behaviour_logit_scale.exp().item():.3f}")
     return float(np.mean(losses))
 
 
@@ -197,6 +219,8 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
         cats = items[cat_col].astype(str).to_numpy()
         by_cat = {c: np.flatnonzero(cats == c) for c in np.unique(cats)}
         same_category = {r: by_cat[cats[r]][by_cat[cats[r]] != r] for r in range(len(items))}
+    log_freq = positive_log_frequency(pairs, len(items)) if schedule.logq_correction else None
+    steps_per_posttrain_epoch = max(1, min(len(pairs), schedule.max_pairs_per_epoch) // schedule.batch_size)
 
     # ---- the loop over both stages --------------------------------------------------------------
     dims = config.embedding_dims
@@ -227,11 +251,13 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
         else:
             stage, desc = 2, f"stage 2 posttrain {epoch - n1 + 1}/{n2}"
             loss = _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue,
-                                    progress, desc, schedule.intra_weight)
+                                    progress, desc, schedule.intra_weight, log_freq=log_freq,
+                                    step0=(epoch - n1) * steps_per_posttrain_epoch, base_lr=schedule.posttrain_lr)
         if not np.isfinite(loss):
             raise EncoderError(f"training diverged in {desc} (loss={loss}); lower the learning rate (lr)")
         history.append({"epoch": epoch + 1, "stage": stage, "loss": round(loss, 5),
                         "temperature": round(1 / model.logit_scale.exp().item(), 5),
+                        "behaviour_temperature": round(1 / model.behaviour_logit_scale.exp().item(), 5),
                         "seconds": round(time.time() - te, 1)})
         if progress:
             print(f"{desc}: loss {loss:.4f}, {history[-1]['seconds']} s")
