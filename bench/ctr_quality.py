@@ -207,24 +207,59 @@ OURS = {"din_id": "ours DIN, id-only", "deepfm_id": "ours DeepFM, id-only (mean-
 METRICS = ("auc", "gauc", "logloss", "cold_auc", "cold_logloss")
 
 
-def our_model(name: str, inputs, moon_inputs, dim: int):
+# The recipes (experiments are configs, not code edits): fields of DINConfig / DeepFMConfig on top
+# of their defaults, shared by the id-only and the embedding variant of each model.
+# DIN: softmax-normalised attention. With DIN's raw weights the pooled interest grows with the
+# history length and the model overfits split A after epoch 2 (test AUC 0.6875 vs the peer's
+# 0.6899, seeds 0-1); softmax made it 0.6957 / 0.6918 (seeds 0 / 1) where embedding L2 (deepctr's
+# l2_reg_embedding 1e-6 and 1e-5), dropout 0.2 and deepctr's ReLU (256, 128) DNN left it at
+# 0.687-0.692 (seed 0). Search runs and figures: docs/benchmarks.md, "CTR quality".
+# DeepFM: an L2 term on the embedding tables (TrainerConfig.embedding_weight_decay = 2 x deepctr's
+# l2_reg_embedding, whose DeepFM default is 1e-5); it also peaks early without it.
+DIN_RECIPE: dict = {"attention_norm": "softmax"}
+DEEPFM_RECIPE: dict = {}
+TRAINER_RECIPE: dict = {"din": {}, "deepfm": {"embedding_weight_decay": 2e-5}}  # by model family
+
+
+def our_model(name: str, inputs, moon_inputs, dim: int, din: dict | None = None, deepfm: dict | None = None):
+    """din / deepfm: config fields that replace DIN_RECIPE / DEEPFM_RECIPE (None = the recipe)."""
+    din = DIN_RECIPE if din is None else din
+    deepfm = DEEPFM_RECIPE if deepfm is None else deepfm
     if name == "din_id":
-        return DIN(DINConfig(embed_dim=dim), inputs)
+        return DIN(DINConfig(embed_dim=dim, **din), inputs)
     if name == "deepfm_id":
-        return DeepFM(DeepFMConfig(embed_dim=dim), inputs)
+        return DeepFM(DeepFMConfig(embed_dim=dim, **deepfm), inputs)
     if name == "din_moon":
-        return DIN(DINConfig(embed_dim=dim, use_moon=True, moon_proj_dim=dim), moon_inputs)
+        return DIN(DINConfig(embed_dim=dim, use_moon=True, moon_proj_dim=dim, **din), moon_inputs)
     if name == "deepfm_moon":
-        return DeepFM(DeepFMConfig(embed_dim=dim, use_moon=True), moon_inputs)
+        return DeepFM(DeepFMConfig(embed_dim=dim, use_moon=True, **deepfm), moon_inputs)
     raise ValueError(name)
+
+
+def trainer_recipe(name: str, override: dict | None = None) -> dict:
+    """Extra TrainerConfig fields for one of OURS: TRAINER_RECIPE of its family, or `override`."""
+    return dict(TRAINER_RECIPE[name.split("_")[0]] if override is None else override)
+
+
+def config_arg(text: str) -> dict:
+    """--din-config / --deepfm-config / --trainer-config: a JSON object; lists become tuples."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r} ({e})") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 def run_ours(name, parts, seed, args) -> dict:
     seed_everything(seed)
-    model = our_model(name, parts["inputs"], parts["moon_inputs"], args.dim)
+    model = our_model(name, parts["inputs"], parts["moon_inputs"], args.dim,
+                      din=getattr(args, "din_config", None), deepfm=getattr(args, "deepfm_config", None))
     data = parts["moon" if name.endswith("_moon") else "id"]
     trainer = Trainer(TrainerConfig(epochs=args.epochs, batch_size=256, eval_batch_size=1024, lr=1e-3,
-                                    patience=args.epochs, seed=seed, progress=args.progress))
+                                    patience=args.epochs, seed=seed, progress=args.progress,
+                                    **trainer_recipe(name, getattr(args, "trainer_config", None))))
     fit = trainer.fit(model, data["train"], data["val"], name=name)
     test, cold = trainer.evaluate(model, data["test"]), trainer.evaluate(model, data["cold"])
     return {"auc": test["auc"], "gauc": test["gauc"], "logloss": test["logloss"], "cold_auc": cold["auc"],
@@ -285,7 +320,7 @@ def report(runs_file: Path, out: Path) -> str:
             emb.add(r["embedding"])
     lines = []
     for split in sorted(by):
-        by_model = {m: by[split][m] for m in [*PEER, *OURS] if m in by[split]}
+        by_model = {m: sorted(by[split][m], key=lambda r: r["seed"]) for m in [*PEER, *OURS] if m in by[split]}
         lines += [f"\nSplit {split} (item embedding for *_moon: {'; '.join(sorted(emb)) or '-'})",
                   "| model | seeds | test AUC | GAUC | logloss | cold-item AUC | cold-item logloss | best epochs "
                   "| train samples/s | AUC RelaImpr vs peer DIN |",
@@ -320,6 +355,11 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/ctr_quality")
+    p.add_argument("--din-config", type=config_arg, default=None,
+                   help='experiments: DINConfig fields replacing DIN_RECIPE, e.g. \'{"attention_norm": "none"}\'')
+    p.add_argument("--deepfm-config", type=config_arg, default=None, help="the same for DeepFMConfig / DEEPFM_RECIPE")
+    p.add_argument("--trainer-config", type=config_arg, default=None,
+                   help='experiments: TrainerConfig fields replacing TRAINER_RECIPE for our models, e.g. \'{}\'')
     p.add_argument("--progress", action="store_true", help="per-epoch progress bars and summaries")
     p.add_argument("--report-only", action="store_true", help="only aggregate <out>/runs.jsonl")
     args = p.parse_args(argv)
@@ -366,8 +406,13 @@ def main(argv=None) -> int:
                  "moon": {k: full_moon.subset(v) for k, v in idx.items()} if full_moon is not None else None}
         r = (run_peer if name in PEER else run_ours)(name, parts, seed, args)
         with open(runs_file, "a") as f:  # incremental, so a long run's partial results survive
+            recipe = None if name in PEER else {
+                "config": args.din_config if args.din_config is not None and name.startswith("din")
+                else args.deepfm_config if args.deepfm_config is not None and name.startswith("deepfm")
+                else DIN_RECIPE if name.startswith("din") else DEEPFM_RECIPE,
+                "trainer": trainer_recipe(name, args.trainer_config)}
             f.write(json.dumps({"split": split, "model": name, "seed": seed, "embedding": emb_name,
-                                "threads": args.threads, **r}, default=float) + "\n")
+                                "threads": args.threads, "recipe": recipe, **r}, default=float) + "\n")
         tqdm.write(f"split {split} {name:<16} seed {seed}: AUC {r['auc']:.4f} GAUC {r['gauc']:.4f} "
                    f"logloss {r['logloss']:.4f} cold AUC {r['cold_auc']:.4f} (epoch {r['best_epoch']}, "
                    f"{r['train_samples_per_s']:,.0f} train samples/s)")
