@@ -7,7 +7,8 @@ reported separately; seeds 0, 1, 2; up to 5 epochs of Adam (lr 1e-3, batch 256);
 the epoch with the best validation AUC; mean [min, max] over seeds.
 
     python bench/ctr_quality.py --data ../shared/data/movielens-100k --content-embeddings minilm
-    python bench/ctr_quality.py --data ../shared/data/movielens-100k --embeddings runs/moon/items.parquet
+    python bench/ctr_quality.py --data ../shared/data/movielens-100k \
+        --embeddings runs/encoder_quality/item_moon_embedding_v1.parquet --pca 64   # the MOON encoder's output
 """
 from __future__ import annotations
 
@@ -210,10 +211,10 @@ METRICS = ("auc", "gauc", "logloss", "cold_auc", "cold_logloss")
 # The recipes (experiments are configs, not code edits): fields of DINConfig / DeepFMConfig on top
 # of their defaults, shared by the id-only and the embedding variant of each model.
 # DIN: softmax-normalised attention. With DIN's raw weights the pooled interest grows with the
-# history length and the model overfits split A after epoch 2 (test AUC 0.6875 vs the peer's
-# 0.6899, seeds 0-1); softmax made it 0.6957 / 0.6918 (seeds 0 / 1) where embedding L2 (deepctr's
-# l2_reg_embedding 1e-6 and 1e-5), dropout 0.2 and deepctr's ReLU (256, 128) DNN left it at
-# 0.687-0.692 (seed 0). Search runs and figures: docs/benchmarks.md, "CTR quality".
+# history length; split A test AUC (seeds 0-2) 0.6862 with raw weights vs 0.6930 with softmax (the
+# peer: 0.6871), while embedding L2 (deepctr's l2_reg_embedding 1e-6 and 1e-5), dropout 0.2 and
+# deepctr's ReLU (256, 128) DNN left it at 0.687-0.692 (seed 0). All variants still peak at epoch
+# 2-3. Search runs and figures: docs/benchmarks.md, "CTR quality".
 # DeepFM: an L2 term on the embedding tables (TrainerConfig.embedding_weight_decay = 2 x deepctr's
 # l2_reg_embedding, whose DeepFM default is 1e-5); it also peaks early without it.
 DIN_RECIPE: dict = {"attention_norm": "softmax"}
