@@ -100,3 +100,11 @@ def test_a_torch_artifact_is_not_loaded_as_tf(tmp_path):
     assert not serving.is_tf_artifact(tmp_path)
     with pytest.raises(ArtifactError, match="from_pretrained"):
         ctf.load_tf_artifact(tmp_path)
+
+
+@pytest.mark.parametrize("option", ["weight_decay", "embedding_weight_decay"])
+def test_tf_trainer_refuses_torch_only_l2(option):
+    from ctr_models.config import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_decay"):
+        ctf.TFTrainer(TrainerConfig(**{option: 1e-5}))

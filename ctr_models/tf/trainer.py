@@ -56,9 +56,9 @@ def as_dataset(data) -> TFCTRDataset:
 class TFTrainer:
     def __init__(self, config: TrainerConfig | None = None):
         self.config = config or TrainerConfig()
-        if self.config.weight_decay:
-            raise ConfigError("TFTrainer does not mirror torch Adam's weight_decay (an L2 term in the gradient); "
-                              "use weight_decay=0 or add kernel regularizers")
+        if self.config.weight_decay or self.config.embedding_weight_decay:
+            raise ConfigError("TFTrainer does not mirror torch Adam's weight_decay / embedding_weight_decay "
+                              "(an L2 term in the gradient); use 0 or add kernel regularizers")
         configure_threads(self.config.num_threads)
         # one traced inference function per model, kept off the model so it is not exported with it
         self._logit_fns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

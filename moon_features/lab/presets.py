@@ -18,9 +18,11 @@ class LabError(MoonFeaturesError):
 
 @dataclass(frozen=True)
 class CTRRecipe:
-    """The fixed downstream recipe: DIN (as bench/ctr_quality.py: embed_dim 16, MOON projected to
-    16, Adam lr 1e-3, batch 256), `epochs` epochs, test metrics at the best validation-AUC epoch.
-    Every variant and every baseline in a lab is trained with exactly this recipe."""
+    """The fixed downstream recipe: DIN with DINConfig defaults (embed_dim 16, MOON projected to
+    16, raw attention weights), Adam lr 1e-3, batch 256, `epochs` epochs, test metrics at the best
+    validation-AUC epoch. Every variant and every baseline in a lab is trained with exactly this
+    recipe. (bench/ctr_quality.py's DIN adds softmax attention; the lab keeps the recipe its
+    recorded figures were measured with.)"""
 
     epochs: int = 2
     batch_size: int = 256
