@@ -102,6 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
+    # Both backends train the same recipe: the bench's model configs (cq.our_model), but not its
+    # torch-only embedding L2 (TFTrainer has no equivalent and refuses it).
+    args.trainer_config = {}
     out = Path(args.out)
     if args.report_only:
         report(out / "runs.jsonl")
