@@ -6,7 +6,9 @@ deleted at the end) with d=128 MOON embeddings, a DIN+MOON (default DINConfig) t
 Feast for one epoch, materialized; one user whose online sequence is brought to 50 items with
 Feast pushes (the /events path). Request: that user, 200 candidates.
 
-  ours:   CTRScorer.score(user, candidates): one OnlineReader.lookup + batch + model
+  ours:   CTRScorer.score(user, candidates): one OnlineReader.lookup + batch + model, timed in a
+          fresh process (as a serving worker is); a second fresh process times it with glibc's
+          default malloc settings instead of serving.allocator's (the baseline of that change)
   stock:  get_online_features(user profile + sequence).to_dict(), then
           get_online_features(item profile + embedding, candidates + history).to_dict(),
           the same batch assembly (serving.batch.online_batch) and the same model
@@ -149,6 +151,55 @@ def timed(fn, reps: int, warmup: int = 10) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
+# --- in-process timing (runs in its own, fresh process) ------------------------------------
+def stage_timings(scorer, user: int, candidates: np.ndarray, reps: int) -> dict:
+    stages = {"lookup": [], "batch": [], "model": []}
+    for _ in range(reps):
+        d = scorer.score_detailed(user, candidates)
+        for k in stages:
+            stages[k].append(d.timings[k])
+    return {k: pct(v) for k, v in stages.items()}
+
+
+def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_threads: int) -> dict:
+    """CTRScorer (and, with malloc="retain", stock Feast) on one request, timed in this process."""
+    from moon_features.serving.scorer import CTRScorer
+    from moon_features.store.repo import open_store
+
+    store = open_store(request["repo"])
+    scorer = CTRScorer(store, request["model_dir"], torch_threads=torch_threads, retain_memory=malloc == "retain")
+    user, candidates = request["user"], np.asarray(request["candidates"], dtype=np.int64)
+    detail = scorer.score_detailed(user, candidates)
+    assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
+    if malloc == "default":
+        wall, cpu = timed(lambda: scorer.score(user, candidates), reps)
+        return {"ctr_scorer": pct(wall), "ctr_scorer_cpu": pct(cpu),
+                "stages": stage_timings(scorer, user, candidates, min(reps, 200))}
+    np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
+    ours, ours_cpu = timed(lambda: scorer.score(user, candidates), reps)
+    stages = stage_timings(scorer, user, candidates, min(reps, 200))
+    stock, stock_cpu = timed(lambda: stock_score(scorer, store, user, candidates), stock_reps, warmup=3)
+    # Again after stock, so that both see the machine's load of this minute.
+    ours_again, ours_again_cpu = timed(lambda: scorer.score(user, candidates), reps)
+    r = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock),
+         "ctr_scorer_cpu": pct(ours_cpu + ours_again_cpu), "stock_feast_cpu": pct(stock_cpu), "stages": stages}
+    r["speedup_p50"] = r["stock_feast"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
+    r["speedup_p99"] = r["stock_feast"]["p99_ms"] / r["ctr_scorer"]["p99_ms"]
+    r["speedup_cpu_p50"] = r["stock_feast_cpu"]["p50_ms"] / r["ctr_scorer_cpu"]["p50_ms"]
+    scorer.close()
+    return r
+
+
+def in_child(args, request: Path, malloc: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "inproc", "--request", str(request), "--malloc", malloc,
+                          "--reps", str(args.reps), "--stock-reps", str(args.stock_reps),
+                          "--torch-threads", str(args.torch_threads)],
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"in-process timing ({malloc}) failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # --- the run ---------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -174,10 +225,8 @@ def wait_healthy(port: int, proc, timeout: float = 120) -> None:
 
 def run(args) -> dict:
     import pandas as pd
-    import torch
 
     from moon_features.serving.fixture import build_serving_setup, users_with_history
-    from moon_features.serving.scorer import CTRScorer
     from moon_features.store.fixtures import delete_project_keys
     from moon_features.store.push import append_positive_event
     from moon_features.store.repo import open_store
@@ -199,29 +248,17 @@ def run(args) -> dict:
             append_positive_event(store, setup.spec, user, int(item), t0 + pd.Timedelta(milliseconds=k))
         candidates = rng.choice(np.arange(1, args.items + 1), N_CANDIDATES, replace=False).astype(np.int64)
 
-        scorer = CTRScorer(store, setup.model_dir, torch_threads=args.torch_threads)
-        detail = scorer.score_detailed(user, candidates)
-        assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
-        np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
-
-        ours, ours_cpu = timed(lambda: scorer.score(user, candidates), args.reps)
-        stages = {"lookup": [], "batch": [], "model": []}
-        for _ in range(min(args.reps, 200)):
-            d = scorer.score_detailed(user, candidates)
-            for k in stages:
-                stages[k].append(d.timings[k])
-        stock, stock_cpu = timed(lambda: stock_score(scorer, store, user, candidates), args.stock_reps, warmup=3)
-        # Again after stock, so that both see the machine's load of this minute.
-        ours_again, ours_again_cpu = timed(lambda: scorer.score(user, candidates), args.reps)
-        results["in_process"] = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock),
-                                 "ctr_scorer_cpu": pct(ours_cpu + ours_again_cpu), "stock_feast_cpu": pct(stock_cpu),
-                                 "stages": {k: pct(v) for k, v in stages.items()}}
-        r = results["in_process"]
-        r["speedup_p50"] = r["stock_feast"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
-        r["speedup_p99"] = r["stock_feast"]["p99_ms"] / r["ctr_scorer"]["p99_ms"]
-        r["speedup_cpu_p50"] = r["stock_feast_cpu"]["p50_ms"] / r["ctr_scorer_cpu"]["p50_ms"]
-        scorer.close()
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        request = tmp / "request.json"
+        request.write_text(json.dumps({"repo": str(setup.repo), "model_dir": str(setup.model_dir), "user": user,
+                                       "candidates": candidates.tolist()}))
+        # In fresh processes, as a serving worker is: this one has just trained a model, which
+        # leaves the allocator (and caches) in a state no server starts in. The first child keeps
+        # glibc's default malloc settings, the second retains freed memory (serving.allocator).
+        default = in_child(args, request, "default")
+        results["in_process"] = r = in_child(args, request, "retain")
+        r["default_malloc"] = default
+        r["retain_speedup_p50"] = default["ctr_scorer"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
+        r["retain_speedup_model_p50"] = default["stages"]["model"]["p50_ms"] / r["stages"]["model"]["p50_ms"]
 
         port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -254,6 +291,7 @@ def run(args) -> dict:
 
 def report(r: dict) -> str:
     ip = r["in_process"]
+    dm = ip["default_malloc"]
     lines = [f"in-process, 1 user x {N_CANDIDATES} candidates, history {HISTORY}, d={DIM}, DIN+MOON "
              f"({r['setup']['din']} DINConfig), Redis, torch threads {r['setup'].get('torch_threads', 1)}:",
              f"  CTRScorer.score          p50 {ip['ctr_scorer']['p50_ms']:.2f} ms  p99 {ip['ctr_scorer']['p99_ms']:.2f} ms"
@@ -265,6 +303,9 @@ def report(r: dict) -> str:
              f"  CPU time per request (this thread): CTRScorer p50 {ip['ctr_scorer_cpu']['p50_ms']:.2f} ms "
              f"p99 {ip['ctr_scorer_cpu']['p99_ms']:.2f} ms; stock p50 {ip['stock_feast_cpu']['p50_ms']:.2f} ms "
              f"p99 {ip['stock_feast_cpu']['p99_ms']:.2f} ms ({ip['speedup_cpu_p50']:.1f}x)",
+             f"  same, glibc's default malloc (fresh process): CTRScorer p50 {dm['ctr_scorer']['p50_ms']:.2f} ms "
+             f"p99 {dm['ctr_scorer']['p99_ms']:.2f} ms, model p50 {dm['stages']['model']['p50_ms']:.2f} ms; "
+             f"retaining freed memory: {ip['retain_speedup_p50']:.2f}x at p50, model {ip['retain_speedup_model_p50']:.2f}x",
              f"HTTP POST /score ({r['setup']['workers']} worker(s)), separate client process:"]
     for h in r["http"]:
         lines.append(f"  {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  p50 {h['p50_ms']:6.2f} ms  "
@@ -283,6 +324,12 @@ def main() -> None:
     d.add_argument("--concurrency", type=int, required=True)
     d.add_argument("--requests", type=int, default=2000)
     d.add_argument("--seconds", type=float, default=20)
+    i = sub.add_parser("inproc", help="(internal) the in-process timing, in a fresh process")
+    i.add_argument("--request", required=True)
+    i.add_argument("--malloc", choices=["default", "retain"], required=True)
+    i.add_argument("--reps", type=int, default=300)
+    i.add_argument("--stock-reps", type=int, default=40)
+    i.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--redis", default="127.0.0.1:6379")
     p.add_argument("--items", type=int, default=400)
     p.add_argument("--reps", type=int, default=300, help="in-process CTRScorer requests (twice: before and after stock)")
@@ -296,6 +343,10 @@ def main() -> None:
                    help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
+    if args.mode == "inproc":
+        request = json.loads(Path(args.request).read_text())
+        print(json.dumps(in_process(request, args.malloc, args.reps, args.stock_reps, args.torch_threads)))
+        return
     if args.mode == "drive":
         print(json.dumps(drive(args.url, Path(args.body).read_bytes(), args.concurrency, args.requests, args.seconds)))
         return

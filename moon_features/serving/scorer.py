@@ -25,6 +25,7 @@ from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
 from ..training.train import model_spec
+from .allocator import retain_freed_memory
 from .batch import online_batch
 from .errors import ModelStoreMismatchError, TooManyCandidatesError
 
@@ -101,11 +102,16 @@ class CTRScorer:
     feature_store: a Feast FeatureStore (its repo's spec.json is the store's spec unless `spec`
     is given). model_artifact: an artifact folder or a loaded ModelArtifact. `torch_threads`
     sets torch's intra-op threads (1 is lowest latency for one request per worker).
+    `retain_memory` keeps the model's freed activations in the process between requests
+    (serving.allocator; process-wide, glibc only): without it each request page-faults its
+    activations in afresh.
     """
 
     def __init__(self, feature_store: FeatureStore, model_artifact: str | Path | ModelArtifact,
                  spec: FeatureSpec | None = None, torch_threads: int | None = None,
-                 max_candidates: int | None = None):
+                 max_candidates: int | None = None, retain_memory: bool = True):
+        if retain_memory:
+            retain_freed_memory()
         if torch_threads:
             torch.set_num_threads(int(torch_threads))
         self.store = feature_store
