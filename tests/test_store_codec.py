@@ -52,13 +52,27 @@ def test_float_list_decoder_flags_other_dimensions_and_accepts_unpacked():
     assert np.array_equal(out[2], np.full(8, 2.0, np.float32)) and not out[1].any()
 
 
-@pytest.mark.parametrize("n", [3, 40])  # the small-n Python path and the vectorised path
-def test_int64_scalars(n):
-    values = (IDS * 10)[:n]
+@pytest.mark.parametrize("values", [
+    (IDS * 10)[:3],              # few values: the plain Python path
+    (IDS * 10)[:40],             # mixed varint widths: the windowed vectorised path
+    list(range(1, 41)),          # one width: the [n, width] matrix path
+    [300 + i for i in range(40)] + [-5] * 3,  # two-byte and ten-byte varints
+    [-(2**63)] * 20,             # ten-byte varints only
+])
+def test_int64_scalars(values):
+    n = len(values)
     encoded = [codec.encode_int64(v) for v in values]
     assert encoded == [Value(int64_val=v).SerializeToString() for v in values]
     decoded, found = codec.decode_int64s(encoded + [None, b""])
     assert decoded[:n].tolist() == values and found.tolist() == [True] * n + [False, False]
+
+
+def test_int64_scalars_of_one_width_with_trailing_bytes_decode_their_first_varint():
+    """Same-width values that are not exactly one varint leave the matrix path and decode as
+    the windowed decoder reads them: the first varint after the tag."""
+    encoded = [codec.encode_int64(5) + b"\x05"] * 20
+    decoded, found = codec.decode_int64s(encoded)
+    assert found.all() and decoded.tolist() == [5] * 20
 
 
 def test_float_scalars():

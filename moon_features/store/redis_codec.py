@@ -206,10 +206,29 @@ def decode_int64s(values: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarra
     if found.any():
         chosen = [v for v, ok in zip(values, found) if ok]
         lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen))
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) + 1  # skip the tag byte
         buf = np.frombuffer(b"".join(chosen), dtype=np.uint8)
-        out[found], _ = decode_varints_at(buf, starts)
+        same = _same_width_varints(buf, lengths)
+        if same is not None:
+            out[found] = same
+        else:
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) + 1  # skip the tag byte
+            out[found], _ = decode_varints_at(buf, starts)
     return out, found
+
+
+def _same_width_varints(buf: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Values that are all one tag byte + one varint of the same width (the usual case: codes of
+    one vocabulary) decode as a [n, width] matrix, without decode_varints_at's 10-byte windows.
+    None if the widths differ or a value is not exactly one varint."""
+    width = int(lengths[0]) - 1
+    if width < 1 or width > 10 or not bool((lengths == width + 1).all()):
+        return None
+    octets = buf.reshape(-1, width + 1)[:, 1:].astype(np.uint64)
+    continued = (octets & np.uint64(0x80)) != 0
+    if not continued[:, :-1].all() or continued[:, -1].any():
+        return None
+    shifts = np.uint64(7) * np.arange(width, dtype=np.uint64)
+    return np.bitwise_or.reduce((octets & np.uint64(0x7F)) << shifts, axis=1).view(np.int64)
 
 
 def decode_floats(values: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
