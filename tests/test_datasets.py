@@ -57,3 +57,26 @@ def test_movielens_import(movielens_dir):
     assert set(ds.users["age_bucket"]) <= {"<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+"}
     assert [age_bucket(a) for a in (17, 18, 24, 25, 49, 50, 55, 56)] == \
         ["<18", "18-24", "18-24", "25-34", "45-49", "50-55", "50-55", "56+"]
+
+
+def test_movielens_ctr_protocol(movielens_dir):
+    """The CTR benchmarks' and the lab's MovieLens protocol: sequences strictly before each event,
+    split A in time order, cold items kept out of train and validation."""
+    from moon_features.data.movielens_ctr import load, make_split
+
+    mlc = load(movielens_dir, max_len=10)
+    a = mlc.arrays
+    assert len(a["label"]) == 100_000 and a["hist_item_id"].shape == (100_000, 10)
+    assert set(f.name for f in mlc.inputs.sparse) == {"user_id", "item_id", "genre", "age", "gender", "occupation"}
+    # row 0 of each user's time order has no history; a later row's history is earlier positives only
+    first = np.r_[True, a["user_id"][1:] != a["user_id"][:-1]]
+    assert (a["hist_len"][first] == 0).all()
+    row = int(np.flatnonzero(a["hist_len"] == 10)[0])
+    user, ts = a["user_id"][row], a["timestamp"][row]
+    earlier = (a["user_id"] == user) & (a["timestamp"] < ts) & (a["label"] == 1)
+    assert set(a["hist_item_id"][row].tolist()) <= set(a["item_id"][earlier].tolist())
+
+    split = make_split(a, "A")
+    assert a["timestamp"][split["train"]].max() <= a["timestamp"][split["test"]].min()
+    cold = np.unique(a["item_id"][split["cold"]])
+    assert len(cold) > 0 and not np.isin(a["item_id"][np.r_[split["train"], split["val"]]], cold).any()

@@ -151,7 +151,7 @@ def test_image_search_recall_matches_evaluate_encoder(lab):
 
 def test_embedding_table_equals_the_embedding_job(lab, tmp_path):
     from moon_features.encoder.embed import embed_catalogue
-    from moon_features.lab.data import ctr_protocol
+    from moon_features.data.movielens_ctr import parquet_table
     from moon_features.lab.intermediate import intermediate_metrics
 
     s, _, _ = lab
@@ -160,7 +160,7 @@ def test_embedding_table_equals_the_embedding_job(lab, tmp_path):
     n_rows = inputs.sparse_field("item_id").vocab_size
     _, table = intermediate_metrics(s.context(), snap.path, 32, (10,), n_rows)
     embed_catalogue(snap.path, s.data.dataset, tmp_path / "e.parquet", version=1, dim=32, progress=False)
-    job = ctr_protocol().parquet_table(tmp_path / "e.parquet", n_rows)
+    job = parquet_table(tmp_path / "e.parquet", n_rows)
     np.testing.assert_allclose(table, job, atol=1e-5)
 
 

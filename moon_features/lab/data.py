@@ -1,8 +1,8 @@
 """The lab's data: one dataset, one time-based CTR split, and the encoder's leak-free training log.
 
-* CTR rows: every interaction, in the MovieLens CTR protocol of bench/ctr_quality.py (its loader
-  for MovieLens; `dataset_ctr_arrays` below builds the same fields from any dataset folder in the
-  canonical layout). Split A of that bench: global time order 80 / 10 / 10; a fixed set of cold
+* CTR rows: every interaction, in the MovieLens CTR protocol (data.movielens_ctr, the one of
+  bench/ctr_quality.py; `dataset_ctr_arrays` below builds the same fields from any dataset
+  folder in the canonical layout). Split A of that protocol: global time order 80 / 10 / 10; a fixed set of cold
   items has its rows removed from train / validation and is reported separately on test.
 * The encoder sees only interactions strictly before the first test row's time, minus every
   interaction with a cold item: neither the CTR test period nor the cold items' behaviour leak
@@ -11,10 +11,7 @@
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,28 +19,10 @@ import pandas as pd
 
 from ctr_models import ModelInputs, SequenceField, SparseField
 
+from ..data import movielens_ctr
 from ..data.layout import Dataset
 from ..data.sequences import history_matrix
 from .presets import LabError, LabPreset
-
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
-
-
-@lru_cache(maxsize=1)
-def ctr_protocol():
-    """bench/ctr_quality.py as a module: the MovieLens CTR loader, split A and cold items live there."""
-    path = BENCH_DIR / "ctr_quality.py"
-    if not path.exists():
-        raise LabError(f"{path} not found: the lab's CTR protocol comes from the repository's bench/ctr_quality.py; "
-                       "run the lab from a source checkout of moon-features")
-    if "moon_bench_ctr_quality" in sys.modules:
-        return sys.modules["moon_bench_ctr_quality"]
-    spec = importlib.util.spec_from_file_location("moon_bench_ctr_quality", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["moon_bench_ctr_quality"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
 
 # -- CTR arrays from any dataset folder ----------------------------------------------------------
 def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
@@ -116,25 +95,25 @@ class LabData:
         """CTR arrays and model inputs with behaviour sequences of length `max_len` (cached)."""
         if max_len not in self._ctr:
             if self.source == "movielens":
-                mlc = ctr_protocol().load(self.src, max_len=max_len)
+                mlc = movielens_ctr.load(self.src, max_len=max_len)
                 self._ctr[max_len] = (mlc.arrays, mlc.inputs)
             else:
                 self._ctr[max_len] = dataset_ctr_arrays(self.dataset, max_len)
         return self._ctr[max_len]
 
     def split(self, max_len: int) -> dict[str, np.ndarray]:
-        """Row indices train / val / test / cold (split A of bench/ctr_quality.py)."""
+        """Row indices train / val / test / cold (split A of data.movielens_ctr)."""
         arrays, _ = self.ctr(max_len)
-        return ctr_protocol().make_split(arrays, "A", n_cold=self.n_cold)
+        return movielens_ctr.make_split(arrays, "A", n_cold=self.n_cold)
 
     def cold_item_ids(self, max_len: int) -> np.ndarray:
         arrays, _ = self.ctr(max_len)
-        return ctr_protocol().cold_items(arrays["item_id"], self.n_cold)
+        return movielens_ctr.cold_items(arrays["item_id"], self.n_cold)
 
     def cutoff(self, max_len: int) -> pd.Timestamp:
         """Time of the first CTR test row: the encoder learns only from what happened before."""
         arrays, _ = self.ctr(max_len)
-        test = ctr_protocol().split_global_time(arrays)[2]
+        test = movielens_ctr.split_global_time(arrays)[2]
         return pd.Timestamp(int(arrays["timestamp"][test].min()), unit=self.ts_unit, tz="UTC")
 
     def encoder_logs(self, max_len: int) -> tuple[pd.DataFrame, pd.DataFrame]:
