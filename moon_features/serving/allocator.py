@@ -6,7 +6,9 @@ them off the top of the heap once freed), so every request maps fresh pages and 
 zero-fills them on first touch: about a thousand page faults per request, which measured more
 than half the model's time on this machine (docs/benchmarks.md, "Serving"). Fixing both
 thresholds keeps the freed blocks in the heap for the next request. The cost is memory the
-process keeps after a peak (at most the trim threshold above what it uses).
+process keeps after a peak (at most the trim threshold above what it uses). Training and
+batch prediction with ctr_models measured no gain from it (docs/benchmarks.md, "CTR
+throughput"), so only serving sets it.
 
 Same effect without code: `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456`.
 """
