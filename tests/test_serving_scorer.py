@@ -146,20 +146,22 @@ from moon_features.serving.allocator import retain_freed_memory
 torch.set_num_threads(1)
 attention = TargetAttention(48, (64, 16)).eval()
 q, keys, mask = torch.randn(200, 48), torch.randn(1, 50, 48), torch.ones(1, 50, dtype=torch.bool)
-def faults_per_request(n=20):
+def faults_per_request(n=50):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     with torch.inference_mode():
         for _ in range(n):
             attention(q, keys, mask)
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
-faults_per_request(3)
+faults_per_request(10)
 default = faults_per_request()
 ok = retain_freed_memory()
-faults_per_request(3)
+faults_per_request(10)
 print(default, faults_per_request(), ok, retain_freed_memory())
 """
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     default, retained, ok, again = out.stdout.split()
     assert ok == "True" and again == "True"  # glibc on Linux; idempotent
-    assert float(default) > 500  # measured ~1,700 faults of 4 KiB pages per call
-    assert float(retained) < float(default) / 20
+    # measured: ~1,700 faults of 4 KiB pages per call by default (300-1,000 in some processes,
+    # as glibc's dynamic thresholds happen to settle), 0-0.3 once retained
+    assert float(default) > 100
+    assert float(retained) < min(5.0, float(default) / 20)
