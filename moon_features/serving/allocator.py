@@ -3,7 +3,7 @@
 A DIN request over 200 candidates x 50 history items allocates several activations of 2-3 MB
 and frees them when the forward returns. glibc serves blocks that large with mmap (or trims
 them off the top of the heap once freed), so every request maps fresh pages and the kernel
-zero-fills them on first touch: about a thousand page faults per request, which measured more
+zero-fills them on first touch: 300-1,700 page faults per attention call, which measured more
 than half the model's time on this machine (docs/benchmarks.md, "Serving"). Fixing both
 thresholds keeps the freed blocks in the heap for the next request. The cost is memory the
 process keeps after a peak (at most the trim threshold above what it uses). Training and
