@@ -28,6 +28,23 @@ from moon_features.encoder.pairs import heldout_pairs, split_by_time  # noqa: E4
 from moon_features.encoder.training import resolve_preset, train_encoder  # noqa: E402
 
 
+def schedule_overrides(items: list[str]) -> dict:
+    """["max_pairs_per_epoch=16384", "logq_correction=false"] -> typed TrainSchedule overrides."""
+    import dataclasses
+
+    from moon_features.encoder.configuration import TrainSchedule
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(TrainSchedule)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise SystemExit(f"--schedule {item!r}: expected KEY=VALUE with KEY one of {sorted(types)}")
+        kind = types[key]
+        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data/movielens-100k", help="MovieLens-100k-with-posters folder")
@@ -39,15 +56,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--eval-pairs", type=int, default=2000)
     ap.add_argument("--embed-batch", type=int, default=64)
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--schedule", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one field of the preset's TrainSchedule (repeatable), e.g. "
+                         "--schedule max_pairs_per_epoch=16384 --schedule posttrain_lr=5e-4")
     args = ap.parse_args(argv)
     out = Path(args.out)
     t0 = time.time()
     ds = read_movielens(args.data)
     train_log, test_log = split_by_time(ds.interactions, args.holdout)
-    schedule = resolve_preset(args.preset, schedule_overrides={"num_threads": args.threads}).schedule
+    overrides = {"num_threads": args.threads, **schedule_overrides(args.schedule)}
+    schedule = resolve_preset(args.preset, schedule_overrides=overrides).schedule
     t_train = time.time()
     model_dir = train_encoder(replace(ds, interactions=train_log), args.preset, out / "encoder", seed=args.seed,
-                              schedule_overrides={"num_threads": args.threads}, resume=not args.no_resume)
+                              schedule_overrides=overrides, resume=not args.no_resume)
     train_seconds = time.time() - t_train
     # primary: co-engagement pairs of the held-out period; also: only those never seen in training
     pairs = heldout_pairs(train_log, test_log, ds.items["item_id"], schedule.pair_window, schedule.pair_max_gap_s,
