@@ -2,8 +2,9 @@
 
 * CTR rows: every interaction, in the MovieLens CTR protocol (data.movielens_ctr, the one of
   bench/ctr_quality.py; `dataset_ctr_arrays` below builds the same fields from any dataset
-  folder in the canonical layout). Split A of that protocol: global time order 80 / 10 / 10; a fixed set of cold
-  items has its rows removed from train / validation and is reported separately on test.
+  folder in the canonical layout). Split A of that protocol: global time order 80 / 10 / 10; a
+  fixed set of cold items has its rows removed from train / validation and is reported
+  separately on test.
 * The encoder sees only interactions strictly before the first test row's time, minus every
   interaction with a cold item: neither the CTR test period nor the cold items' behaviour leak
   into the embeddings. Held-out co-engagement pairs (for the recall metrics) come from the
