@@ -18,12 +18,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import ctr_quality as cq  # noqa: E402
+from moon_features.data import movielens_ctr  # noqa: E402
 from moon_features.data.movielens import read_movielens  # noqa: E402
 from moon_features.encoder.embed import embed_catalogue  # noqa: E402
 from moon_features.encoder.training import train_encoder  # noqa: E402
@@ -31,8 +30,8 @@ from moon_features.encoder.training import train_encoder  # noqa: E402
 
 def encoder_log(root: str, dataset) -> pd.DataFrame:
     """The dataset's interactions restricted to rows in split A's and split B's training sets."""
-    a = cq.load(root).arrays
-    allowed = np.intersect1d(cq.make_split(a, "A")["train"], cq.make_split(a, "B")["train"])
+    a = movielens_ctr.load(root).arrays
+    allowed = np.intersect1d(movielens_ctr.make_split(a, "A")["train"], movielens_ctr.make_split(a, "B")["train"])
     keys = pd.DataFrame({"user_id": a["user_id"][allowed], "item_id": a["item_id"][allowed],
                          "ts": a["timestamp"][allowed]}).drop_duplicates()
     log = dataset.interactions.assign(ts=dataset.interactions["event_timestamp"].astype("int64") // 10**9)

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ctr_quality as ml  # noqa: E402  (MovieLens loading lives there)
-
 from ctr_models import DIN, CTRData, DINConfig, seed_everything  # noqa: E402
+from moon_features.data import movielens_ctr  # noqa: E402
 
 
 def ours_train(model, data: CTRData, batch_size: int) -> float:
@@ -78,8 +76,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    mlc = ml.load(args.data)
-    train_idx = ml.make_split(mlc.arrays, "A")["train"][: args.samples]
+    mlc = movielens_ctr.load(args.data)
+    train_idx = movielens_ctr.make_split(mlc.arrays, "A")["train"][: args.samples]
     data = CTRData(mlc.arrays, mlc.inputs).subset(train_idx)
     assert data.arrays["hist_item_id"].shape[1] == 50
 

@@ -82,6 +82,11 @@ def positive_log_frequency(pairs: np.ndarray, n_items: int) -> torch.Tensor:
     return torch.as_tensor(np.log(q * n_items), dtype=torch.float32)
 
 
+def posttrain_steps(n_pairs: int, schedule) -> int:
+    """Batches in one stage-2 epoch: at most `max_pairs_per_epoch` pairs, at least one batch."""
+    return max(1, min(n_pairs, schedule.max_pairs_per_epoch) // schedule.batch_size)
+
+
 def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     torch.manual_seed(seed * 100_003 + epoch)  # dropout etc. of this epoch
     return np.random.default_rng([seed, epoch])
@@ -116,7 +121,7 @@ def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc
 def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue, progress, desc,
                      intra_weight, log_freq=None, step0=0, base_lr=None):
     order = rng.permutation(len(pairs))[: schedule.max_pairs_per_epoch]
-    n_batches = max(1, len(order) // schedule.batch_size)
+    n_batches = posttrain_steps(len(pairs), schedule)
     losses = []
     bar = tqdm(range(n_batches), desc=desc, disable=not progress, unit="batch", leave=False)
     for b in bar:
@@ -220,7 +225,7 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
         by_cat = {c: np.flatnonzero(cats == c) for c in np.unique(cats)}
         same_category = {r: by_cat[cats[r]][by_cat[cats[r]] != r] for r in range(len(items))}
     log_freq = positive_log_frequency(pairs, len(items)) if schedule.logq_correction else None
-    steps_per_posttrain_epoch = max(1, min(len(pairs), schedule.max_pairs_per_epoch) // schedule.batch_size)
+    steps_per_posttrain_epoch = posttrain_steps(len(pairs), schedule)
 
     # ---- the loop over both stages --------------------------------------------------------------
     dims = config.embedding_dims
