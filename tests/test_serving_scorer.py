@@ -147,11 +147,14 @@ torch.set_num_threads(1)
 attention = TargetAttention(48, (64, 16)).eval()
 q, keys, mask = torch.randn(200, 48), torch.randn(1, 50, 48), torch.ones(1, 50, dtype=torch.bool)
 def faults_per_request(n=50):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    # the median call: a one-time heap growth after the switch is not a per-request cost
+    counts = []
     with torch.inference_mode():
         for _ in range(n):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             attention(q, keys, mask)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return sorted(counts)[n // 2]
 faults_per_request(10)
 default = faults_per_request()
 ok = retain_freed_memory()
@@ -162,6 +165,7 @@ print(default, faults_per_request(), ok, retain_freed_memory())
     default, retained, ok, again = out.stdout.split()
     assert ok == "True" and again == "True"  # glibc on Linux; idempotent
     # measured: ~1,700 faults of 4 KiB pages per call by default (300-1,000 in some processes,
-    # as glibc's dynamic thresholds happen to settle), 0-0.3 once retained
-    assert float(default) > 100
-    assert float(retained) < min(5.0, float(default) / 20)
+    # as glibc's dynamic thresholds happen to settle), 0 once retained; a CI run once averaged
+    # 15 over 50 retained calls (heap growing once), hence the median
+    assert int(default) > 100
+    assert int(retained) < min(5, int(default) // 20)
