@@ -3,8 +3,10 @@
 A DIN request over 200 candidates x 50 history items allocates several activations of 2-3 MB
 and frees them when the forward returns. glibc serves blocks that large with mmap (or trims
 them off the top of the heap once freed), so every request maps fresh pages and the kernel
-zero-fills them on first touch: 300-1,700 page faults per attention call, which measured more
-than half the model's time on this machine (docs/benchmarks.md, "Serving"). Fixing both
+zero-fills them on first touch: 300-2,000 page faults per attention call, which measured more
+than half the model's time on this machine (docs/benchmarks.md, "Serving"). glibc raises its
+mmap threshold by itself after some frees, but whether it does depends on the process's
+history: 31 of 40 fresh processes still faulted on every call after 60 of them. Fixing both
 thresholds keeps the freed blocks in the heap for the next request. The cost is memory the
 process keeps after a peak (at most the trim threshold above what it uses). Training and
 batch prediction with ctr_models measured no gain from it (docs/benchmarks.md, "CTR
