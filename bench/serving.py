@@ -80,15 +80,57 @@ def drive(url: str, body: bytes, concurrency: int, max_requests: int, max_second
             latencies.extend(mine)
             errors.extend(bad)
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"concurrency": concurrency, "ok": len(latencies), "errors": len(errors), "error_samples": errors[:3],
-            "seconds": wall, "throughput_rps": len(latencies) / wall, **pct(latencies or [0.0])}
+            "seconds": wall, "throughput_rps": len(latencies) / wall, "client_cpu_seconds": cpu,
+            **pct(latencies or [0.0])}
+
+
+# --- where the machine's time goes ------------------------------------------------------------
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid] + child_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [q for c in children for q in [int(c)] + child_pids(int(c))]
+
+
+def redis_cpu(redis_client) -> float:
+    info = redis_client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def machine_time(level: dict, server_cpu: float, redis_seconds: float) -> dict:
+    """CPU ms per answered request: server (all workers), Redis, the client process; and what
+    that implies on this machine's cores (Little's law for a closed loop of C clients: mean
+    latency >= C x machine time / cores once the cores are saturated)."""
+    n = max(level["ok"], 1)
+    per = {"server_ms": 1e3 * server_cpu / n, "redis_ms": 1e3 * redis_seconds / n,
+           "client_ms": 1e3 * level["client_cpu_seconds"] / n}
+    per["total_ms"] = sum(per.values())
+    cores = os.cpu_count() or 1
+    per["max_rps_on_cores"] = 1e3 * cores / per["total_ms"]
+    per["min_mean_latency_ms"] = level["concurrency"] * per["total_ms"] / cores
+    return per
 
 
 # --- stock Feast baseline --------------------------------------------------------------------
@@ -271,14 +313,21 @@ def run(args) -> dict:
             body_file = tmp / "body.json"
             body_file.write_bytes(body)
             results["http"] = []
+            import redis
+
+            redis_client = redis.Redis.from_url(f"redis://{args.redis}")
             for c in (1, 8, 32):
+                server_cpu, redis_before = process_tree_cpu(server.pid), redis_cpu(redis_client)
                 out = subprocess.run([sys.executable, __file__, "drive", "--url", f"http://127.0.0.1:{port}",
                                       "--body", str(body_file), "--concurrency", str(c), "--requests",
                                       str(args.requests), "--seconds", str(args.seconds)],
                                      capture_output=True, text=True, timeout=args.seconds + 120)
                 if out.returncode != 0:
                     raise RuntimeError(f"driver failed: {out.stderr[-2000:]}")
-                results["http"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                level = json.loads(out.stdout.strip().splitlines()[-1])
+                level["machine_time"] = machine_time(level, process_tree_cpu(server.pid) - server_cpu,
+                                                     redis_cpu(redis_client) - redis_before)
+                results["http"].append(level)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -310,6 +359,10 @@ def report(r: dict) -> str:
     for h in r["http"]:
         lines.append(f"  {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  p50 {h['p50_ms']:6.2f} ms  "
                      f"p99 {h['p99_ms']:6.2f} ms  ok {h['ok']}  errors {h['errors']}  ({h['seconds']:.1f} s)")
+        m = h["machine_time"]
+        lines.append(f"      CPU per request: server {m['server_ms']:.2f} + Redis {m['redis_ms']:.2f} + client "
+                     f"{m['client_ms']:.2f} = {m['total_ms']:.2f} ms -> at most {m['max_rps_on_cores']:.0f} req/s on "
+                     f"{os.cpu_count()} cores; mean latency >= {m['min_mean_latency_ms']:.1f} ms at this concurrency")
     la, lb = r["setup"]["loadavg_before"], r["setup"]["loadavg_after"]
     lines.append(f"load average before {la[0]:.2f}, after {lb[0]:.2f} on {os.cpu_count()} CPUs")
     return "\n".join(lines)

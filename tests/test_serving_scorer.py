@@ -81,6 +81,23 @@ def test_scores_follow_request_order_and_one_lookup_fans_out(setup):
         scorer.score(user, ids)
 
 
+def test_concurrent_requests_score_as_they_do_one_at_a_time(setup):
+    """The HTTP service calls one scorer from its thread pool; forwards take turns on a lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s, stores = setup
+    scorer = CTRScorer(stores["redis"], s.model_dir)
+    rng = np.random.default_rng(0)
+    users = users_with_history(s.repo, 1)[:6]
+    requests = [(int(u), rng.choice(np.arange(1, 201), 20, replace=False)) for u in users for _ in range(4)]
+    serial = [scorer.score(u, ids) for u, ids in requests]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda r: scorer.score(*r), requests))
+    for a, b in zip(serial, concurrent):
+        np.testing.assert_array_equal(a, b)
+    assert len({round(float(x[0]), 6) for x in serial}) > 1  # different requests, different scores
+
+
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
 def test_unknown_user_and_unknown_item_are_scored_and_flagged(setup, backend):
     s, stores = setup

@@ -10,6 +10,7 @@ training path's code (serving.batch) and runs the model once under inference_mod
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,11 @@ class CTRScorer:
     `retain_memory` keeps the model's freed activations in the process between requests
     (serving.allocator; process-wide, glibc only): without it each request page-faults its
     activations in afresh.
+
+    Thread-safe; one model forward runs at a time per scorer while other requests' lookups and
+    batch assembly go on. Concurrent forwards in one process only interleave under the GIL and
+    evict each other's activations from the caches: with the HTTP service's thread pool at 8-32
+    clients they cost 1.5-2.5x the CPU per request of forwards in turn (docs/serving.md).
     """
 
     def __init__(self, feature_store: FeatureStore, model_artifact: str | Path | ModelArtifact,
@@ -129,6 +135,7 @@ class CTRScorer:
         self.feature_service = model_artifact.extra.get("feature_service", self.spec.feature_service_name)
         self.model_version = artifact_version(model_dir, model_artifact)
         self.max_candidates = max_candidates
+        self._model_lock = threading.Lock()
 
     # --- requests -----------------------------------------------------------------------------
     def lookup(self, user_id: int, candidate_ids) -> OnlineLookup:
@@ -154,7 +161,7 @@ class CTRScorer:
         else:
             batch = online_batch(lookup, self.spec, self.inputs, int(user_id), context)
             t1b = time.perf_counter()
-            with torch.inference_mode():
+            with self._model_lock, torch.inference_mode():
                 scores = torch.sigmoid(self.model(batch)).numpy().astype(np.float32, copy=False)
             hist_len = int(batch.hist_len[0])
         t2 = time.perf_counter()
