@@ -21,7 +21,7 @@ from moon_features.encoder import (CheckpointMismatchError, EmbeddingNaNError, M
                                    MoonItemEncoder, UnsupportedDimensionError, embedding_view_name)
 from moon_features.encoder.checkpoint import load_encoder  # noqa: E402
 from moon_features.encoder.embed import embed_catalogue  # noqa: E402
-from moon_features.encoder.evaluate import evaluate_encoder, recall_at_k  # noqa: E402
+from moon_features.encoder.evaluate import evaluate_encoder, paired_recall_difference, recall_at_k  # noqa: E402
 from moon_features.encoder.losses import _info_nce  # noqa: E402
 from moon_features.encoder.pairs import co_engagement_pairs, heldout_pairs, split_by_time  # noqa: E402
 from moon_features.encoder.training import train_encoder  # noqa: E402
@@ -248,6 +248,23 @@ def test_recall_and_evaluation_against_baselines(dataset, trained):
         assert 0.0 <= r["recall@1"] <= r["recall@10"] <= 1.0
     # pairs whose item A has no readable image are not image queries
     assert res["n_pairs"] == sum(a not in (NO_IMAGE, CORRUPT) for a in pairs["item_a"])
+    # each method against the encoder, query by query, agrees with the two recalls
+    for name, cmp in res["paired_vs_encoder"].items():
+        diff = res["methods"]["moon_encoder"]["recall@10"] - res["methods"][name]["recall@10"]
+        assert cmp["difference"] == pytest.approx(diff)
+        assert cmp["ci95"][0] <= cmp["difference"] <= cmp["ci95"][1]
+
+
+def test_paired_recall_difference_interval():
+    rng = np.random.default_rng(0)
+    better = rng.integers(0, 8, 4000)               # rank < 10 always: recall 1.0
+    worse = np.where(rng.random(4000) < 0.9, 3, 50)  # recall about 0.9
+    cmp = paired_recall_difference(better, worse, k=10)
+    assert cmp["difference"] == pytest.approx(float((worse >= 10).mean()))
+    assert 0.08 < cmp["ci95"][0] < cmp["difference"] < cmp["ci95"][1] < 0.12
+    assert cmp["b_only"] == 0 and cmp["a_only"] == int((worse >= 10).sum())
+    same = paired_recall_difference(worse, worse, k=10)
+    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
 
 
 def test_cli_reports_unsupported_dimension(dataset, trained, tmp_path, capsys):

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .cache import CatalogueCache
 from .checkpoint import load_encoder
@@ -26,9 +25,9 @@ from .modeling import MoonItemEncoder
 EVAL_AUGMENT_OFFSET = 7919  # eval augmentations never reuse the training run's augmentation seed
 
 
-def recall_at_k(query: torch.Tensor, gallery: torch.Tensor, targets: np.ndarray, ks, exclude: np.ndarray | None = None,
-                chunk: int = 1024) -> dict[int, float]:
-    """Fraction of queries whose target row ranks within the top k (ties counted against)."""
+def target_ranks(query: torch.Tensor, gallery: torch.Tensor, targets: np.ndarray, exclude: np.ndarray | None = None,
+                 chunk: int = 1024) -> np.ndarray:
+    """Rank (0 = top) of each query's target row in the gallery; ties counted against."""
     ranks = []
     for i in range(0, len(query), chunk):
         sims = query[i: i + chunk] @ gallery.T
@@ -37,15 +36,38 @@ def recall_at_k(query: torch.Tensor, gallery: torch.Tensor, targets: np.ndarray,
             sims[rows, torch.as_tensor(exclude[i: i + chunk])] = float("-inf")
         target_sim = sims[rows, torch.as_tensor(targets[i: i + chunk])]
         ranks.append((sims >= target_sim[:, None]).sum(1) - 1)
-    rank = torch.cat(ranks).numpy() if ranks else np.zeros(0)
+    return torch.cat(ranks).numpy() if ranks else np.zeros(0, dtype=np.int64)
+
+
+def recall_at_k(query: torch.Tensor, gallery: torch.Tensor, targets: np.ndarray, ks, exclude: np.ndarray | None = None,
+                chunk: int = 1024) -> dict[int, float]:
+    """Fraction of queries whose target row ranks within the top k (ties counted against)."""
+    return recall_from_ranks(target_ranks(query, gallery, targets, exclude, chunk), ks)
+
+
+def recall_from_ranks(rank: np.ndarray, ks) -> dict[int, float]:
     return {k: float((rank < k).mean()) if len(rank) else float("nan") for k in ks}
 
 
-def _scores(name, q_pairs, g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks):
-    res = {f"recall@{k}": v for k, v in recall_at_k(q_pairs, g, b_rows, ks, exclude=a_rows).items()}
+def paired_recall_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, k: int = 10, n_boot: int = 2000,
+                             seed: int = 0) -> dict:
+    """recall@k of A minus that of B on the same queries, with a 95 % paired bootstrap interval
+    (queries resampled with replacement, both methods judged on the same resample)."""
+    diff = (ranks_a < k).astype(np.float64) - (ranks_b < k).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"k": k, "difference": float(diff.mean()), "ci95": [float(lo), float(hi)],
+            "a_only": int(((ranks_a < k) & (ranks_b >= k)).sum()), "b_only": int(((ranks_b < k) & (ranks_a >= k)).sum())}
+
+
+def _scores(q_pairs, g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks) -> tuple[dict, np.ndarray]:
+    """(figures, ranks of the pairs' targets): the ranks feed the paired comparisons."""
+    ranks = target_ranks(q_pairs, g, b_rows, exclude=a_rows)
+    res = {f"recall@{k}": v for k, v in recall_from_ranks(ranks, ks).items()}
     if q_dup is not None:
         res.update({f"near_duplicate@{k}": v for k, v in recall_at_k(q_dup, g_dup, dup_rows, (1, 10)).items()})
-    return res
+    return res, ranks
 
 
 def image_query_rows(pairs: pd.DataFrame, item_ids, has_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,48 +108,56 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     dup_rows = np.flatnonzero(has_image)
     extra = {name: image_query_rows(p, feats.item_ids, has_image) for name, p in (extra_pairs or {}).items()}
 
-    def with_extra(res, q_all, g):
+    pair_ranks: dict[str, np.ndarray] = {}
+
+    def with_extra(method, scored, q_all, g):
+        res, pair_ranks[method] = scored
         for name, (ea, eb) in extra.items():
             res.update({f"{name}/recall@{k}": v for k, v in recall_at_k(q_all[ea], g, eb, ks, exclude=ea).items()})
         return res
 
-    def encoder_scores(m: MoonItemEncoder):
+    def encoder_scores(method: str, m: MoonItemEncoder):
         cache = CatalogueCache(m, featurizer, feats, aug, progress=False)
         g = cache.embed_all(m, "multimodal", dim)
         q_img = cache.embed_all(m, "image", dim)
         q_dup = cache.embed_all(m, "image", dim, view=1, rows=dup_rows)
-        return with_extra(_scores("", q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks), q_img, g)
+        return with_extra(method, _scores(q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks), q_img, g)
 
-    methods = {"moon_encoder": encoder_scores(model)}
+    methods = {"moon_encoder": encoder_scores("moon_encoder", model)}
     if baselines:
         torch.manual_seed(seed)
-        methods["random_init_encoder"] = encoder_scores(MoonItemEncoder(model.config).eval())
+        methods["random_init_encoder"] = encoder_scores("random_init_encoder", MoonItemEncoder(model.config).eval())
         from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
 
         t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
-        methods["minilm_title"] = with_extra(_scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks), t, t)
+        methods["minilm_title"] = with_extra("minilm_title", _scores(t[a_rows], t, None, None, a_rows, b_rows,
+                                                                     dup_rows, ks), t, t)
         texts = featurizer.texts(items)
         if texts != [str(x) if x is not None else "" for x in items["title"]]:
             t = minilm_title_embeddings(texts, progress=progress)
-            methods["minilm_text"] = with_extra(_scores("", t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks),
-                                                t, t)
+            methods["minilm_text"] = with_extra("minilm_text", _scores(t[a_rows], t, None, None, a_rows, b_rows,
+                                                                       dup_rows, ks), t, t)
         e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
         e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
                                                  progress=progress)
         methods["efficientnet_lite0_imagenet"] = with_extra(
-            _scores("", e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
+            "efficientnet_lite0_imagenet", _scores(e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
     if popularity is not None:
         # one score per item: a 1-d "embedding", every query the same (tiny jitter breaks ties by row)
         counts = pd.Series(popularity).reindex(items["item_id"]).fillna(0).to_numpy(np.float64)
         jitter = np.random.default_rng(seed).random(len(counts)) * 1e-3
         g = torch.as_tensor(np.log1p(counts) + jitter, dtype=torch.float32)[:, None]
         q = torch.ones(len(items), 1)
-        methods["popularity"] = with_extra(_scores("", q[a_rows], g, None, None, a_rows, b_rows, dup_rows, ks), q, g)
+        methods["popularity"] = with_extra("popularity", _scores(q[a_rows], g, None, None, a_rows, b_rows, dup_rows, ks),
+                                           q, g)
     result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(a_rows)),
               "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
               "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
               "image_size": model.config.image_size, "baseline_image_size": baseline_image_size,
-              "seconds": round(time.time() - t0, 1), "methods": methods}
+              "seconds": round(time.time() - t0, 1), "methods": methods,
+              # the trained encoder against each other method, query by query (recall@10)
+              "paired_vs_encoder": {name: paired_recall_difference(pair_ranks["moon_encoder"], r, 10, seed=seed)
+                                    for name, r in pair_ranks.items() if name != "moon_encoder"}}
     if progress:
         print("image-search recall: " + "; ".join(
             f"{name} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()) for name, r in methods.items()))
