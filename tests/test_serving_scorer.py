@@ -164,7 +164,7 @@ def test_retaining_freed_memory_stops_per_request_page_faults():
     probe = """
 import ctypes, resource, torch
 from ctr_models.layers import TargetAttention
-from moon_features.serving.allocator import retain_freed_memory
+from moon_features.serving.allocator import M_MMAP_THRESHOLD, retain_freed_memory
 torch.set_num_threads(1)
 attention = TargetAttention(48, (64, 16)).eval()
 q, keys, mask = torch.randn(200, 48), torch.randn(1, 50, 48), torch.ones(1, 50, dtype=torch.bool)
@@ -177,7 +177,7 @@ def faults_per_request(n=50):
             attention(q, keys, mask)
             counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return sorted(counts)[n // 2]
-ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: glibc's starting value
+ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)  # glibc's starting value
 faults_per_request(10)
 default = faults_per_request()
 ok = retain_freed_memory()
