@@ -182,6 +182,9 @@ def test_training_is_deterministic_and_resumes_exactly(dataset, trained, tmp_pat
         torch.testing.assert_close(p, q, msg=name)
     summary = json.loads((resumed / "training.json").read_text())
     assert [h["stage"] for h in summary["history"]] == [1, 2]
+    assert json.loads((trained / "training.json").read_text())["resumed_after_epoch"] is None
+    assert summary["resumed_after_epoch"] == 1  # so train_seconds (this call only) is not read as the whole
+    assert summary["epoch_seconds"] == pytest.approx(sum(h["seconds"] for h in summary["history"]), abs=0.1)
     assert summary["bad_images"] == {str(CORRUPT): summary["bad_images"][str(CORRUPT)]}
 
 

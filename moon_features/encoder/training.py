@@ -277,7 +277,9 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
                "items": len(items), "items_with_image": int(feats.has_image.sum()),
                "bad_images": {str(k): v for k, v in feats.bad_images.items()},
                "co_engagement_pairs": int(len(pairs)), "history": history,
-               "train_seconds": round(time.time() - t0, 1)}
+               "train_seconds": round(time.time() - t0, 1),  # this call only: a resumed run did less
+               "resumed_after_epoch": start if state is not None else None,
+               "epoch_seconds": round(sum(h["seconds"] for h in history), 1)}  # every epoch, any process
     model_dir = save_encoder(model, featurizer.tokenizer, out_dir / MODEL_DIR, extra=summary)
     print(f"trained encoder ({preset.name}): {n1} pretrain + {n2} post-train epochs on {len(items)} items, "
           f"{len(pairs)} pairs in {summary['train_seconds']} s -> {model_dir}")
