@@ -65,7 +65,6 @@ class MoonEncoderConfig(PretrainedConfig):
         max_attribute_tokens: int = 4,
         embedding_dims: tuple[int, ...] | list[int] = (32, 64, 128),
         tower_skip: bool = False,
-        attribute_skip: bool = False,
         text_columns: tuple[str, ...] | list[str] = ("title",),
         init_temperature: float = 0.07,
         behaviour_temperature: float = 0.07,
@@ -125,7 +124,6 @@ class MoonEncoderConfig(PretrainedConfig):
         self.max_attribute_tokens = max_attribute_tokens
         self.embedding_dims = dims
         self.tower_skip = bool(tower_skip)
-        self.attribute_skip = bool(attribute_skip)
         self.text_columns = list(text_columns) or ["title"]
         self.init_temperature = init_temperature
         self.behaviour_temperature = behaviour_temperature
@@ -150,7 +148,7 @@ class MoonEncoderConfig(PretrainedConfig):
         keys = ("image_tower", "image_size", "patch_size", "image_layers", "text_tower",
                 "text_hidden_size", "text_layers", "text_heads", "max_text_length", "vocab_size",
                 "hidden_size", "num_heads", "fusion_layers", "ffn_multiplier", "attribute_vocab",
-                "max_attribute_tokens", "embedding_dims", "tower_skip", "attribute_skip", "text_columns")
+                "max_attribute_tokens", "embedding_dims", "tower_skip", "text_columns")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -203,7 +201,7 @@ PRESETS: dict[str, Preset] = {
     "small": Preset("small", dict(image_tower="efficientnet_lite0", image_size=96,
                                   text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
                                   hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
-                                  dropout=0.0, embedding_dims=[32, 64, 128], tower_skip=True, attribute_skip=False,
+                                  dropout=0.0, embedding_dims=[32, 64, 128], tower_skip=True,
                                   text_columns=["title", "release_year", "genres"]),
                     # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
                     # one stage-2 pass over 16,384 distinct pairs at lr 5e-4: measured (docs/benchmarks.md),

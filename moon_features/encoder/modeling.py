@@ -307,12 +307,6 @@ class MoonItemEncoder(MoonPreTrainedModel):
             s_img, s_txt = skips
             has = batch.has_image.to(s_img.dtype).unsqueeze(-1)  # an image-less item: the text skip only
             s_mm = (s_img * has + s_txt) / (has + 1.0)
-        if self.config.attribute_skip:
-            # the attributes' mean embedding straight into the multimodal vector: a few tokens
-            # among dozens of image / text ones are otherwise diluted by the mean pooling
-            keep = (~att_pad).unsqueeze(-1).to(att.dtype)
-            s_att = (att * keep).sum(1) / keep.sum(1).clamp(min=1.0)
-            s_mm = s_att if s_mm is None else s_mm + s_att
         out = {}
         if "multimodal" in modes:
             out["multimodal"] = self.fuse([(img, img_pad, IMAGE), (txt, txt_pad, TEXT), (att, att_pad, ATTRIBUTE)],
