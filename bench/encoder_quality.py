@@ -18,6 +18,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,8 +62,6 @@ def with_popularity_attribute(ds, train_log):
     """A copy of `ds` whose items carry `popularity`, a categorical attribute: the log2 bucket of
     the item's training-period interaction count ("0" for none). The gallery side of the encoder
     can then carry the popularity signal that the popularity reference ranks by."""
-    import numpy as np
-
     counts = train_log.groupby("item_id").size().reindex(ds.items["item_id"]).fillna(0).to_numpy()
     items = ds.items.assign(popularity=[str(int(b)) for b in np.floor(np.log2(counts + 1))])
     meta = replace(ds.meta, item_categorical=[*ds.meta.item_categorical, "popularity"])
