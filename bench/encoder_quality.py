@@ -58,11 +58,11 @@ def model_overrides(items: list[str], preset: str) -> dict:
     return parse_overrides(items, scalars, "--model")
 
 
-def with_popularity_attribute(ds, train_log):
+def with_popularity_attribute(ds, popularity):
     """A copy of `ds` whose items carry `popularity`, a categorical attribute: the log2 bucket of
-    the item's training-period interaction count ("0" for none). The gallery side of the encoder
-    can then carry the popularity signal that the popularity reference ranks by."""
-    counts = train_log.groupby("item_id").size().reindex(ds.items["item_id"]).fillna(0).to_numpy()
+    the item's interaction count in `popularity` (item id -> count; "0" for none). The gallery side
+    of the encoder can then carry the signal that the popularity reference ranks by."""
+    counts = popularity.reindex(ds.items["item_id"]).fillna(0).to_numpy()
     items = ds.items.assign(popularity=[str(int(b)) for b in np.floor(np.log2(counts + 1))])
     meta = replace(ds.meta, item_categorical=[*ds.meta.item_categorical, "popularity"])
     return replace(ds, items=items, meta=meta)
@@ -93,8 +93,10 @@ def main(argv=None) -> dict:
     t0 = time.time()
     ds = read_movielens(args.data)
     train_log, test_log = split_by_time(ds.interactions, args.holdout)
+    # reference, not a content baseline: rank the gallery by training-period interaction count
+    popularity = train_log.groupby("item_id").size()
     if args.popularity_attribute:
-        ds = with_popularity_attribute(ds, train_log)
+        ds = with_popularity_attribute(ds, popularity)
     overrides = {"num_threads": args.threads, **schedule_overrides(args.schedule)}
     schedule = resolve_preset(args.preset, schedule_overrides=overrides).schedule
     t_train = time.time()
@@ -107,8 +109,6 @@ def main(argv=None) -> dict:
                           max_pairs=args.eval_pairs or None, seed=args.seed, novel_only=False)
     novel = heldout_pairs(train_log, test_log, ds.items["item_id"], schedule.pair_window, schedule.pair_max_gap_s,
                           max_pairs=args.eval_pairs or None, seed=args.seed, novel_only=True)
-    # reference, not a content baseline: rank the gallery by training-period interaction count
-    popularity = train_log.groupby("item_id").size()
     ev = evaluate_encoder(model_dir, ds, pairs, ks=(1, 10, 50), seed=args.seed, num_threads=args.threads,
                           extra_pairs={"novel": novel}, popularity=popularity)
     rep = embed_catalogue(model_dir, ds, out / "item_moon_embedding_v1.parquet", version=1,

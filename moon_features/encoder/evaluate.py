@@ -111,9 +111,10 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     methods: dict[str, dict] = {}
     pair_ranks: dict[str, np.ndarray] = {}
 
-    def add(method, scored, q_all, g):
-        """Record one method's figures (plus the extra pair sets) and its per-query ranks."""
-        res, pair_ranks[method] = scored
+    def add(method, q_all, g, q_dup=None, g_dup=None):
+        """Score one method (queries: rows of `q_all`, gallery `g`; near-duplicate queries `q_dup`
+        against `g_dup` when given) and record its figures, extra pair sets and per-query ranks."""
+        res, pair_ranks[method] = _scores(q_all[a_rows], g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks)
         for name, (ea, eb) in extra.items():
             res.update({f"{name}/recall@{k}": v for k, v in recall_at_k(q_all[ea], g, eb, ks, exclude=ea).items()})
         methods[method] = res
@@ -123,7 +124,7 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
         g = cache.embed_all(m, "multimodal", dim)
         q_img = cache.embed_all(m, "image", dim)
         q_dup = cache.embed_all(m, "image", dim, view=1, rows=dup_rows)
-        add(method, _scores(q_img[a_rows], g, q_dup, g, a_rows, b_rows, dup_rows, ks), q_img, g)
+        add(method, q_img, g, q_dup, g)
 
     encoder_scores("moon_encoder", model)
     if baselines:
@@ -132,22 +133,22 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
         from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
 
         t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
-        add("minilm_title", _scores(t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks), t, t)
+        add("minilm_title", t, t)
         texts = featurizer.texts(items)
         if texts != [str(x) if x is not None else "" for x in items["title"]]:
             t = minilm_title_embeddings(texts, progress=progress)
-            add("minilm_text", _scores(t[a_rows], t, None, None, a_rows, b_rows, dup_rows, ks), t, t)
+            add("minilm_text", t, t)
         e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
         e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
                                                  progress=progress)
-        add("efficientnet_lite0_imagenet", _scores(e[a_rows], e, e_aug[dup_rows], e, a_rows, b_rows, dup_rows, ks), e, e)
+        add("efficientnet_lite0_imagenet", e, e, e_aug[dup_rows], e)
     if popularity is not None:
         # one score per item: a 1-d "embedding", every query the same (tiny jitter breaks ties by row)
         counts = pd.Series(popularity).reindex(items["item_id"]).fillna(0).to_numpy(np.float64)
         jitter = np.random.default_rng(seed).random(len(counts)) * 1e-3
         g = torch.as_tensor(np.log1p(counts) + jitter, dtype=torch.float32)[:, None]
         q = torch.ones(len(items), 1)
-        add("popularity", _scores(q[a_rows], g, None, None, a_rows, b_rows, dup_rows, ks), q, g)
+        add("popularity", q, g)
     result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(a_rows)),
               "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
               "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
