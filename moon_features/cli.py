@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .errors import MoonFeaturesError
+from .command import exit_now, run
 
 
 def _data_generate(args) -> None:
@@ -38,6 +37,15 @@ def _features_build(args) -> None:
     from .features import build_feature_repo
 
     build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online)
+
+
+def _check_consistency(args) -> None:
+    from .consistency import check_repo_consistency
+
+    report = check_repo_consistency(args.repo, args.model_dir, n_rows=args.rows, config_file=args.config,
+                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize)
+    print(report.line())
+    report.raise_for_mismatch()
 
 
 def _demo(args) -> None:
@@ -91,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("check-consistency",
+                       help="offline (training) vs online (serving) scores of sampled rows must agree")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
+    p.add_argument("--rows", type=int, default=200, help="sampled (user, item) rows")
+    p.add_argument("--tolerance", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--materialize", action="store_true", help="materialize all views first")
+    p.set_defaults(func=_check_consistency)
+
     for register in _plugin_registrars():
         register(sub)
     return parser
@@ -108,28 +127,13 @@ def _plugin_registrars():
             add_lab_commands]
 
 
-def run(args) -> int:
-    """Run a parsed subcommand: user errors become a message and exit status 2, no traceback."""
-    try:
-        return args.func(args) or 0
-    except MoonFeaturesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
 
 def entry_point() -> None:
-    """Console-script entry: exit without interpreter finalisation, where DuckDB's bindings
-    would print pages of "leaked instance" noise after our last line."""
-    import os
-
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Console-script entry (see command.exit_now for why it skips interpreter finalisation)."""
+    exit_now(main())
 
 
 if __name__ == "__main__":

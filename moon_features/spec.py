@@ -129,6 +129,10 @@ class FeatureSpec:
         d["embedding"] = asdict(embedding) if embedding else None
         return FeatureSpec.from_dict(d)
 
+    def for_model(self, use_moon: bool) -> "FeatureSpec":
+        """The spec a model depends on: an id-only model does not pin an embedding version."""
+        return self if use_moon else self.with_embedding(None)
+
     # --- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:
         return asdict(self)

@@ -211,7 +211,9 @@ def test_cli_registers_serve_and_check_consistency(tmp_path):
     add_serving_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["serve", "--repo", "r", "--model-dir", "m", "--config", "fs.yaml", "--port", "8123"])
     assert (args.repo, args.model_dir, args.config, args.port, args.host) == ("r", "m", "fs.yaml", 8123, None)
-    args = parser.parse_args(["check-consistency", "--repo", "r", "--model-dir", "m", "--rows", "10"])
+    from moon_features.cli import build_parser  # check-consistency spans training and serving: the main CLI
+
+    args = build_parser().parse_args(["check-consistency", "--repo", "r", "--model-dir", "m", "--rows", "10"])
     assert args.rows == 10 and args.tolerance == 1e-5
     # A missing model folder is a named error and exit code 2, not a traceback.
     assert main(["serve", "--repo", str(tmp_path), "--model-dir", str(tmp_path / "nope")]) == 2

@@ -10,8 +10,8 @@ import pytest
 
 from ctr_models.artifact import from_pretrained
 from moon_features.serving.batch import RequestAttributeCodes, online_batch
-from moon_features.serving.cli import main as serving_cli
-from moon_features.serving.consistency import check_consistency, sample_rows
+from moon_features.cli import main as moon_cli
+from moon_features.consistency import check_consistency, sample_rows
 from moon_features.serving.errors import ConsistencyError, ModelStoreMismatchError, TooManyCandidatesError
 from moon_features.serving.fixture import build_serving_setup, users_with_history
 from moon_features.serving.scorer import CTRScorer
@@ -141,8 +141,8 @@ def test_consistency_check_catches_an_online_only_event(setup):
 
 def test_check_consistency_cli(setup, capsys):
     s, _ = setup
-    code = serving_cli(["check-consistency", "--repo", str(s.repo), "--model-dir", str(s.model_dir),
-                        "--rows", "24", "--seed", "3"])
+    code = moon_cli(["check-consistency", "--repo", str(s.repo), "--model-dir", str(s.model_dir),
+                     "--rows", "24", "--seed", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "consistent: 24 rows" in out and "on redis" in out

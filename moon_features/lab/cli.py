@@ -9,6 +9,8 @@ import argparse
 import sys
 import time
 
+from ..command import run
+
 
 def _ints(text: str | None):
     return None if text is None else tuple(int(t) for t in text.split(",") if t.strip())
@@ -124,8 +126,6 @@ def add_lab_commands(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    from ..cli import run
-
     parser = argparse.ArgumentParser(prog="moon-features", description="the MOON lab")
     add_lab_commands(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))

@@ -4,7 +4,7 @@ Heavy imports (torch, Feast, FastAPI) happen when a name is first used.
 """
 from __future__ import annotations
 
-__all__ = ["CTRScorer", "ScoreResult", "create_app", "check_consistency", "ServingSettings"]
+__all__ = ["CTRScorer", "ScoreResult", "create_app", "ServingSettings"]
 
 
 def __getattr__(name):
@@ -16,10 +16,6 @@ def __getattr__(name):
         from .app import create_app
 
         return create_app
-    if name == "check_consistency":
-        from .consistency import check_consistency
-
-        return check_consistency
     if name == "ServingSettings":
         from .settings import ServingSettings
 

@@ -1,25 +1,24 @@
 """One ranking request's CTRBatch from an OnlineLookup, built by the training path's own code.
 
-The online lookup is laid out as the feature table the historical join returns (one row per
-candidate: user_id, item_id, profile columns) and handed to `training.retrieval.row_arrays`;
-the user's one history goes through `training.retrieval.history_arrays` once and is shared by
-every row (a broadcast view, `CTRBatch.shared_history`). So padding, truncation to the last
-max_len items, id clipping and the history-attribute codes are computed by the same functions
-offline and online. Only the MOON vectors differ in origin: offline they are gathered from the
-version's table, online they come from the same version's rows in the lookup.
+The online lookup's numpy arrays are laid out as the columns of the feature table the historical
+join returns (one row per candidate: user_id, item_id, profile columns) and handed to
+`batching.row_arrays`; the user's one history goes through `batching.one_history` once and is
+shared by every row (a broadcast view, `CTRBatch.shared_history`). So padding, truncation to the
+last max_len items, id clipping and the history-attribute codes are computed by the same
+functions offline and online, with no Arrow round trip per request. Only the MOON vectors differ
+in origin: offline they are gathered from the version's table, online they come from the same
+version's rows in the lookup.
 """
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import torch
 
 from ctr_models.batch import CTRBatch
 from ctr_models.inputs import ModelInputs
 
+from ..batching import one_history, row_arrays, shared_history_batch
 from ..spec import FeatureSpec
 from ..store.online_reader import OnlineLookup
-from ..training.retrieval import history_arrays, row_arrays
 from .errors import ContextError
 
 
@@ -41,25 +40,20 @@ class RequestAttributeCodes:
         return np.where(hit, self._codes[pos], 0)
 
 
-def feature_table(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> pa.Table:
-    """The online lookup as the historical join's table, one row per candidate in request order,
-    without the history column (the history is one list for all rows: see online_batch)."""
+def feature_columns(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> dict[str, np.ndarray]:
+    """The online lookup as the historical join's columns, one row per candidate in request order,
+    without the history (the history is one list for all rows: see online_batch)."""
     cand = lookup.candidates
     n = len(cand.item_ids)
     user = lookup.user
-    cols: dict[str, pa.Array] = {
-        "user_id": pa.array(np.full(n, user_id, dtype=np.int64)),
-        "item_id": pa.array(cand.item_ids.astype(np.int64, copy=False)),
-    }
+    cols = {"user_id": np.full(n, user_id, dtype=np.int64), "item_id": cand.item_ids}
     for f in spec.user_categorical:
-        cols[f.name] = pa.array(np.full(n, int(user.get(f.name, 0)), dtype=np.int64))
+        cols[f.name] = np.full(n, int(user.get(f.name, 0)), dtype=np.int64)
     for name in spec.user_dense:
-        cols[name] = pa.array(np.full(n, float(user.get(name, 0.0)), dtype=np.float32))
-    for f in spec.item_categorical:
-        cols[f.name] = pa.array(cand.profiles[f.name].astype(np.int64, copy=False))
-    for name in spec.item_dense:
-        cols[name] = pa.array(cand.profiles[name].astype(np.float32, copy=False))
-    return pa.table(cols)
+        cols[name] = np.full(n, float(user.get(name, 0.0)), dtype=np.float32)
+    for name in [f.name for f in spec.item_categorical] + list(spec.item_dense):
+        cols[name] = cand.profiles[name]
+    return cols
 
 
 def history_embeddings(lookup: OnlineLookup, padded: np.ndarray, kept: int, dim: int) -> np.ndarray:
@@ -94,27 +88,14 @@ def _context_arrays(inputs: ModelInputs, context: dict | None, n: int) -> dict[s
 def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, user_id: int,
                  context: dict | None = None) -> CTRBatch:
     """The CTRBatch the training path would build for (user, candidate) rows at "now"."""
-    table = feature_table(lookup, spec, user_id)
-    n = len(table)
+    n = len(lookup.candidates.item_ids)
     codes = None
     if spec.sequence_attribute:
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
-    arrays = row_arrays(table, spec)
+    arrays = row_arrays(feature_columns(lookup, spec, user_id), spec)
     arrays.update(_context_arrays(inputs, context, n))
-    history = history_arrays(pa.array([lookup.user["hist_item_ids"]], pa.list_(pa.int64())), spec, codes)
-    # One user: every candidate shares the history, as broadcast views instead of n copies.
-    batch = CTRBatch(
-        sparse={f.name: torch.from_numpy(arrays[f.name]) for f in inputs.sparse},
-        hist_len=torch.from_numpy(history["hist_len"]).expand(n),
-        dense={name: torch.from_numpy(arrays[name]) for name in inputs.dense},
-        hist={s.name: torch.from_numpy(history[s.name]).expand(n, -1) for s in inputs.sequences},
-        shared_history=True,  # the model embeds the history once, not per candidate
-    )
+    history = one_history(lookup.user["hist_item_ids"], spec, codes)
+    hist_emb = None
     if inputs.moon_dim is not None:
-        item_emb = lookup.candidates.embeddings
-        if item_emb is None:
-            item_emb = np.zeros((n, inputs.moon_dim), dtype=np.float32)
-        hist_row = history_embeddings(lookup, history["hist_item_id"][0], int(history["hist_len"][0]), inputs.moon_dim)
-        batch.item_emb = torch.from_numpy(np.ascontiguousarray(item_emb, dtype=np.float32))
-        batch.hist_emb = torch.from_numpy(hist_row).unsqueeze(0).expand(n, -1, -1)
-    return batch
+        hist_emb = history_embeddings(lookup, history["hist_item_id"][0], int(history["hist_len"][0]), inputs.moon_dim)
+    return shared_history_batch(arrays, history, inputs, n, item_emb=lookup.candidates.embeddings, hist_emb=hist_emb)

@@ -1,4 +1,4 @@
-"""`moon-features serve` and `moon-features check-consistency`.
+"""`moon-features serve` (check-consistency spans training and serving: moon_features.cli has it).
 
 The main CLI calls `add_serving_commands(subparsers)`; `python -m moon_features.serving.cli`
 runs the same commands on their own.
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from ..command import exit_now, run
 
 
 def _serve(args) -> None:
@@ -32,15 +33,6 @@ def _serve(args) -> None:
                 workers=settings.workers, log_level=settings.log_level, access_log=False)
 
 
-def _check_consistency(args) -> None:
-    from .consistency import check_repo_consistency
-
-    report = check_repo_consistency(args.repo, args.model_dir, n_rows=args.rows, config_file=args.config,
-                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize)
-    print(report.line())
-    report.raise_for_mismatch()
-
-
 def add_serving_commands(subparsers) -> None:
     p = subparsers.add_parser("serve", help="run the HTTP scoring service (POST /score, /events; GET /health, /metrics)")
     p.add_argument("--repo", default=None, help="the Feast repo (spec.json, feature_store.yaml)")
@@ -53,28 +45,12 @@ def add_serving_commands(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes, default 1")
     p.set_defaults(func=_serve)
 
-    p = subparsers.add_parser("check-consistency",
-                              help="offline (training) vs online (serving) scores of sampled rows must agree")
-    p.add_argument("--repo", required=True)
-    p.add_argument("--model-dir", required=True)
-    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
-    p.add_argument("--rows", type=int, default=200, help="sampled (user, item) rows")
-    p.add_argument("--tolerance", type=float, default=1e-5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--materialize", action="store_true", help="materialize all views first")
-    p.set_defaults(func=_check_consistency)
-
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import run
-
     parser = argparse.ArgumentParser(prog="moon-features", description="scoring service commands")
     add_serving_commands(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # as the main entry point: skip DuckDB's noisy interpreter finalisation
+    exit_now(main())  # as the main entry point: skip DuckDB's noisy interpreter finalisation

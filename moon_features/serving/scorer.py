@@ -25,7 +25,6 @@ from ..spec import FeatureSpec, embedding_view_name
 from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
-from ..training.train import model_spec
 from .allocator import retain_freed_memory
 from .batch import online_batch
 from .errors import ModelStoreMismatchError, TooManyCandidatesError
@@ -69,7 +68,7 @@ def check_artifact_against_store(artifact: ModelArtifact, store: FeatureStore, s
                                       "`moon-features train` (train_from_feast) so serving can check its features")
     trained = FeatureSpec.from_dict(recorded)
     try:
-        trained.check_compatible(model_spec(store_spec, trained.embedding is not None), what="feature store")
+        trained.check_compatible(store_spec.for_model(trained.embedding is not None), what="feature store")
     except ModelStoreMismatchError:
         raise
     except ValueError as e:  # SpecMismatchError: re-raise under the serving name, same message

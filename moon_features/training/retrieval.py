@@ -16,6 +16,7 @@ from feast import FeatureStore
 
 from ctr_models.data import CTRData
 
+from ..batching import history_arrays, pad_ragged, row_arrays
 from ..errors import MoonFeaturesError
 from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, EmbeddingSpec, FeatureSpec
 
@@ -77,58 +78,34 @@ def list_column_to_matrix(column: pa.ChunkedArray, width: int, what: str) -> np.
     return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
 
 
-def pad_sequences(column: pa.ChunkedArray, max_len: int, max_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """list<int64> -> (int64 [n, max_len] left-aligned and zero-padded, lengths [n]).
-
-    Longer lists keep their most recent (last) max_len items; ids above max_id become 0 (unknown).
-    """
+def ragged_parts(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A list<int64> column as (values, starts, lengths), the ragged form `batching` pads."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    n = len(column)
-    lengths = pc.list_value_length(column).fill_null(0).to_numpy().astype(np.int64)
-    offsets = column.offsets.to_numpy()[:-1].astype(np.int64) if n else np.zeros(0, np.int64)
-    values = column.values.to_numpy(zero_copy_only=False).astype(np.int64)
-    kept = np.minimum(lengths, max_len)
-    start = offsets + lengths - kept
-    row = np.repeat(np.arange(n), kept)
-    pos = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-    out = np.zeros((n, max_len), dtype=np.int64)
-    out[row, pos] = values[np.repeat(start, kept) + pos]
-    out[out > max_id] = 0
-    return out, kept
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy().astype(np.int64)  # a null row: length 0
+    # offsets index column.values (absolute, also for a sliced array)
+    starts = column.offsets.to_numpy()[:-1].astype(np.int64) if len(column) else np.zeros(0, np.int64)
+    return column.values.to_numpy(zero_copy_only=False), starts, lengths
 
 
-def _clip_ids(ids: np.ndarray, max_id: int) -> np.ndarray:
-    ids = ids.astype(np.int64)
-    return np.where((ids > 0) & (ids <= max_id), ids, 0)
+def pad_sequences(column: pa.ChunkedArray | pa.Array, max_len: int, max_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """list<int64> -> (int64 [n, max_len] left-aligned and zero-padded, lengths [n]); see batching.pad_ragged."""
+    return pad_ragged(*ragged_parts(column), max_len, max_id)
 
 
-def row_arrays(table: pa.Table, spec: FeatureSpec) -> dict:
-    """The per-row model arrays (ids, profiles, dense) of a feature table; no history."""
-    arrays = {
-        "user_id": _clip_ids(table.column("user_id").to_numpy(), spec.max_user_id),
-        "item_id": _clip_ids(table.column("item_id").to_numpy(), spec.max_item_id),
-    }
-    for f in spec.user_categorical + spec.item_categorical:
-        arrays[f.name] = table.column(f.name).fill_null(0).to_numpy().astype(np.int64)
+def feature_columns(table: pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The per-row columns `batching.row_arrays` reads, as numpy with nulls filled (0 / 0.0)."""
+    names = ["user_id", "item_id"] + [f.name for f in spec.user_categorical + spec.item_categorical]
+    columns = {name: table.column(name).fill_null(0).to_numpy() for name in names}
     for name in spec.user_dense + spec.item_dense:
-        arrays[name] = table.column(name).fill_null(0.0).to_numpy().astype(np.float32)
-    return arrays
-
-
-def history_arrays(hist_item_ids: pa.ChunkedArray | pa.Array, spec: FeatureSpec,
-                   attribute_codes: np.ndarray | None) -> dict:
-    """hist_item_id [n, max_len], hist_len [n] and the history-attribute codes of a list column."""
-    hist, lengths = pad_sequences(hist_item_ids, spec.max_len, spec.max_item_id)
-    arrays = {"hist_item_id": hist, "hist_len": lengths}
-    if spec.sequence_attribute:
-        arrays[f"hist_{spec.sequence_attribute}"] = attribute_codes[hist]
-    return arrays
+        columns[name] = table.column(name).fill_null(0.0).to_numpy()
+    return columns
 
 
 def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np.ndarray | None) -> dict:
     """Model arrays from a feature table (the historical join's output)."""
-    arrays = {**row_arrays(table, spec), **history_arrays(table.column("hist_item_ids"), spec, attribute_codes)}
+    arrays = {**row_arrays(feature_columns(table, spec), spec),
+              **history_arrays(*ragged_parts(table.column("hist_item_ids")), spec, attribute_codes)}
     if "label" in table.column_names:
         arrays["label"] = table.column("label").to_numpy().astype(np.float32)
     return arrays

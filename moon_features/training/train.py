@@ -56,11 +56,6 @@ def _metrics(trainer: Trainer, model, data: CTRData) -> dict:
     return trainer.evaluate(model, data)
 
 
-def model_spec(spec: FeatureSpec, use_moon: bool) -> FeatureSpec:
-    """The spec a model depends on: an id-only model does not pin an embedding version."""
-    return spec if use_moon else spec.with_embedding(None)
-
-
 def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str | Path, model: str = "din",
                      use_moon: bool = True, trainer_config: TrainerConfig | None = None,
                      model_overrides: dict | None = None, config_file: str | Path | None = None) -> TrainReport:
@@ -90,7 +85,7 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     cold_items = set(train_rows["item_id"]) | set(val_rows["item_id"])
     cold = test.subset(np.flatnonzero(~test_rows["item_id"].isin(cold_items).to_numpy()))
     test_m, cold_m = _metrics(trainer, net, test), _metrics(trainer, net, cold)
-    used = model_spec(spec, use_moon)
+    used = spec.for_model(use_moon)
     save_pretrained(net, out_dir, extra={
         "feature_spec": used.to_dict(),
         "feature_service": used.feature_service_name,
@@ -108,7 +103,7 @@ def load_model(model_dir: str | Path, spec: FeatureSpec | None = None):
     art = from_pretrained(model_dir)
     trained = FeatureSpec.from_dict(art.extra["feature_spec"])
     if spec is not None:
-        trained.check_compatible(model_spec(spec, trained.embedding is not None), what="feature repo")
+        trained.check_compatible(spec.for_model(trained.embedding is not None), what="feature repo")
     return art, trained
 
 

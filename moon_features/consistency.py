@@ -1,6 +1,8 @@
 """Training-serving consistency: the offline (training) path and the online (serving) path must
 give the same score for the same (user, item) at the same moment.
 
+It spans both paths, so it lives above them: serving never imports training.
+
 The online store holds each user's latest state: the offline sequence table's closing row, just
 after the user's last event. So the offline rows are stamped after every source's newest row
 (`as_of`), where the as-of join returns exactly the materialized state; the online side scores
@@ -21,11 +23,12 @@ from feast import FeatureStore
 
 from ctr_models.data import CTRData
 
-from ..spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW
-from ..training.retrieval import training_data
-from .batch import online_batch
-from .errors import ConsistencyError
-from .scorer import CTRScorer
+from .serving.batch import online_batch
+from .serving.errors import ConsistencyError
+from .serving.scorer import CTRScorer
+from .spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW
+from .store.repo import materialize_all, open_store
+from .training.retrieval import training_data
 
 
 @dataclass
@@ -151,8 +154,6 @@ def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, se
 
 def check_repo_consistency(repo: str | Path, model_dir: str | Path, n_rows: int = 200, config_file=None,
                            seed: int = 0, tolerance: float = 1e-5, materialize: bool = False) -> ConsistencyReport:
-    from ..store.repo import materialize_all, open_store
-
     store = open_store(repo, config_file)
     if materialize:
         materialize_all(store)
