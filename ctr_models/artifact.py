@@ -16,12 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .deepfm import DeepFM
-from .din import DIN
 from .inputs import ModelInputs
+from .registry import MODELS, artifact_loader
 
 FORMAT_VERSION = 1
-MODEL_TYPES: dict[str, type[nn.Module]] = {"din": DIN, "deepfm": DeepFM}
 
 
 class ArtifactError(ValueError):
@@ -45,7 +43,7 @@ def save_pretrained(model: nn.Module, path: str | Path, extra: dict | None = Non
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model_type = model.config.model_type
-    if MODEL_TYPES.get(model_type) is not type(model):
+    if model_type not in MODELS or MODELS[model_type].torch_class() is not type(model):
         raise ArtifactError(f"cannot save {type(model).__name__}: model_type {model_type!r} is not registered")
     meta = {"format_version": FORMAT_VERSION, "model_type": model_type, "config": model.config.to_dict(),
             "inputs": model.inputs.to_dict(), "extra": extra or {}, "metrics": metrics or {}}
@@ -70,30 +68,44 @@ def _diff(saved: ModelInputs, given: ModelInputs) -> str:
     return "; ".join(f"{k}: artifact has {a[k]!r}, given {b[k]!r}" for k in a if a[k] != b[k])
 
 
-def from_pretrained(path: str | Path, inputs: ModelInputs | None = None,
-                    map_location: str = "cpu") -> ModelArtifact:
-    """Load an artifact; with `inputs`, first check that they equal the recorded ones."""
-    path = Path(path)
-    cfg_file = path / "config.json"
-    if not cfg_file.exists():
-        raise ArtifactError(f"{path} is not a model artifact (no config.json); save one with save_pretrained")
-    meta = json.loads(cfg_file.read_text())
-    if meta.get("backend", "torch") == "tensorflow":
-        # Same ModelArtifact, model = a SavedModel ranker; TensorFlow loads only for such folders.
-        from .tf.serving import load_artifact
-
-        return load_artifact(path, inputs)
+def check_meta(path: Path, meta: dict, inputs: ModelInputs | None) -> ModelInputs:
+    """The recorded inputs of an artifact's config.json (either backend), checked: a known format
+    and model type, and equal to `inputs` if given. ArtifactError / SpecMismatchError otherwise."""
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
-    cls = MODEL_TYPES.get(meta["model_type"])
-    if cls is None:
-        raise ArtifactError(f"unknown model_type {meta['model_type']!r}; known: {sorted(MODEL_TYPES)}")
+    if meta.get("model_type") not in MODELS:
+        raise ArtifactError(f"unknown model_type {meta.get('model_type')!r}; known: {sorted(MODELS)}")
     saved = ModelInputs.from_dict(meta["inputs"])
     if inputs is not None and inputs != saved:
         raise SpecMismatchError(f"the model at {path} was trained with different inputs: {_diff(saved, inputs)}. "
                                 "Retrieve features with the feature service recorded in the artifact's extra "
                                 f"({meta.get('extra', {})}) or retrain.")
-    model = cls(cls.config_class.from_dict(meta["config"]), saved)
+    return saved
+
+
+def from_pretrained(path: str | Path, inputs: ModelInputs | None = None,
+                    map_location: str = "cpu") -> ModelArtifact:
+    """Load an artifact of either backend; with `inputs`, first check that they equal the recorded ones.
+
+    A TensorFlow artifact (config.json "backend": "tensorflow") loads through the registry's TF
+    loader, so TensorFlow is imported only for such folders."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        raise ArtifactError(f"{path} is not a model artifact (no config.json); save one with save_pretrained")
+    backend = json.loads(cfg_file.read_text()).get("backend", "torch")
+    if backend == "torch":
+        return load_torch_artifact(path, inputs, map_location)
+    return artifact_loader(backend)(path, inputs)
+
+
+def load_torch_artifact(path: str | Path, inputs: ModelInputs | None = None,
+                        map_location: str = "cpu") -> ModelArtifact:
+    path = Path(path)
+    meta = json.loads((path / "config.json").read_text())
+    saved = check_meta(path, meta, inputs)
+    entry = MODELS[meta["model_type"]]
+    model = entry.torch_class()(entry.config_class().from_dict(meta["config"]), saved)
     model.load_state_dict(torch.load(path / "model.pt", map_location=map_location, weights_only=True))
     model.eval()
     return ModelArtifact(model=model, inputs=saved, extra=meta.get("extra", {}), metrics=meta.get("metrics", {}))

@@ -28,7 +28,9 @@ from .features import feature_specs, to_features  # noqa: E402
 from .ranking import RankingModel  # noqa: E402
 from .trainer import TFTrainer  # noqa: E402
 
-MODEL_TYPES = {"din": DIN, "deepfm": DeepFM}
+from ..registry import MODELS as _MODELS  # noqa: E402
+
+MODEL_TYPES = {name: entry.tf_class() for name, entry in _MODELS.items() if entry.tf}  # name -> TF class
 
 __all__ = ["LegacyKerasError", "configure_threads", "configured_threads", "seed_everything", "TFCTRDataset", "DIN", "DeepFM",
            "TFArtifact", "load_keras_model", "load_tf_artifact", "save_tf_artifact", "feature_specs",

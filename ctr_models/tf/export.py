@@ -20,17 +20,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..artifact import ArtifactError, SpecMismatchError
+from ..artifact import FORMAT_VERSION, ArtifactError, check_meta
 from ..batch import BatchShapeError
 from ..inputs import ModelInputs
-from .deepfm import DeepFM
-from .din import DIN
+from ..registry import MODELS
 from .features import dummy_features, feature_specs, to_features
 
-FORMAT_VERSION = 1
 BACKEND = "tensorflow"
 SIGNATURE = "serving_default"
-MODEL_TYPES = {"din": DIN, "deepfm": DeepFM}
 
 
 def serving_function(model: tf.keras.Model) -> tf.types.experimental.ConcreteFunction:
@@ -50,7 +47,7 @@ def save_tf_artifact(model: tf.keras.Model, path: str | Path, extra: dict | None
                      metrics: dict | None = None) -> Path:
     path = Path(path)
     model_type = model.config.model_type
-    if MODEL_TYPES.get(model_type) is not type(model):
+    if model_type not in MODELS or MODELS[model_type].tf_class() is not type(model):
         raise ArtifactError(f"cannot save {type(model).__name__}: model_type {model_type!r} is not a TF model type")
     meta = {"format_version": FORMAT_VERSION, "backend": BACKEND, "model_type": model_type,
             "config": model.config.to_dict(), "inputs": model.inputs.to_dict(), "extra": extra or {},
@@ -86,17 +83,7 @@ def read_meta(path: str | Path, inputs: ModelInputs | None = None) -> dict:
     if meta.get("backend", "torch") != BACKEND:
         raise ArtifactError(f"{path} is a {meta.get('backend', 'torch')} artifact; load it with "
                             "ctr_models.from_pretrained")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"artifact format {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
-    if meta.get("model_type") not in MODEL_TYPES:
-        raise ArtifactError(f"unknown model_type {meta.get('model_type')!r}; known: {sorted(MODEL_TYPES)}")
-    saved = ModelInputs.from_dict(meta["inputs"])
-    if inputs is not None and inputs != saved:
-        a, b = saved.to_dict(), inputs.to_dict()
-        diff = "; ".join(f"{k}: artifact has {a[k]!r}, given {b[k]!r}" for k in a if a[k] != b[k])
-        raise SpecMismatchError(f"the model at {path} was trained with different inputs: {diff}. Retrieve features "
-                                f"with the feature service recorded in the artifact's extra ({meta.get('extra', {})}) "
-                                "or retrain.")
+    check_meta(path, meta, inputs)  # the same format, model type and inputs checks as a torch artifact
     return meta
 
 
@@ -133,9 +120,9 @@ class TFArtifact:
 def load_tf_artifact(path: str | Path, inputs: ModelInputs | None = None) -> TFArtifact:
     path = Path(path)
     meta = read_meta(path, inputs)
-    cls = MODEL_TYPES[meta["model_type"]]
     loaded = tf.saved_model.load(str(path / "saved_model"))
-    return TFArtifact(path=path, model_type=meta["model_type"], config=cls.config_class.from_dict(meta["config"]),
+    config_class = MODELS[meta["model_type"]].config_class()
+    return TFArtifact(path=path, model_type=meta["model_type"], config=config_class.from_dict(meta["config"]),
                      inputs=ModelInputs.from_dict(meta["inputs"]), signature=loaded.signatures[SIGNATURE],
                      extra=meta.get("extra", {}), metrics=meta.get("metrics", {}), loaded=loaded)
 
@@ -144,7 +131,7 @@ def load_keras_model(path: str | Path, inputs: ModelInputs | None = None) -> tf.
     """Rebuild the Keras model from config.json and restore its weights (e.g. to fine-tune it)."""
     path = Path(path)
     meta = read_meta(path, inputs)
-    cls = MODEL_TYPES[meta["model_type"]]
+    cls = MODELS[meta["model_type"]].tf_class()
     model = cls(cls.config_class.from_dict(meta["config"]), ModelInputs.from_dict(meta["inputs"]))
     model(dummy_features(model.inputs), training=False)
     tf.train.Checkpoint(model=model).read(str(path / "weights" / "ckpt")).assert_existing_objects_matched()

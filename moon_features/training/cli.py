@@ -5,6 +5,8 @@ import json
 
 import pandas as pd
 
+from ctr_models.registry import model_names
+
 
 def _entity_rows(args) -> pd.DataFrame:
     from ..data.layout import load_dataset
@@ -43,7 +45,7 @@ def _rows_arguments(p) -> None:
 def add_training_commands(sub) -> None:
     p = sub.add_parser("train", help="train a CTR model on point-in-time features from the repo")
     _rows_arguments(p)
-    p.add_argument("--model", choices=["din", "deepfm"], default="din")
+    p.add_argument("--model", choices=model_names(), default="din")
     p.add_argument("--no-moon", action="store_true", help="ID features only (the baseline)")
     p.add_argument("--out", required=True, help="artifact folder")
     p.add_argument("--epochs", type=int, default=5)

@@ -15,19 +15,15 @@ import pandas as pd
 
 from ctr_models.artifact import from_pretrained, save_pretrained
 from ctr_models.data import CTRData
-from ctr_models.deepfm import DeepFM, DeepFMConfig
-from ctr_models.din import DIN, DINConfig
 from ctr_models.metrics import ctr_metrics
 from ctr_models.plots import plot_training_curves
+from ctr_models.registry import MODELS
 from ctr_models.trainer import Trainer, TrainerConfig, seed_everything
 
 from ..errors import MoonFeaturesError
 from ..spec import FeatureSpec
 from ..store.repo import load_spec, open_store
 from .retrieval import training_data
-
-MODELS = {"din": (DIN, DINConfig), "deepfm": (DeepFM, DeepFMConfig)}
-
 
 @dataclass
 class TrainReport:
@@ -74,8 +70,9 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     train, val, test = get(train_rows), get(val_rows), get(test_rows)
 
     seed_everything(cfg.seed)
-    model_cls, config_cls = MODELS[model]
-    net = model_cls(config_cls(use_moon=use_moon, **(model_overrides or {})), spec.model_inputs(use_moon))
+    entry = MODELS[model]
+    net = entry.torch_class()(entry.config_class()(use_moon=use_moon, **(model_overrides or {})),
+                              spec.model_inputs(use_moon))
     out_dir = Path(out_dir)
     cfg.checkpoint_dir = cfg.checkpoint_dir or str(out_dir / "checkpoints")
     trainer = Trainer(cfg)
