@@ -224,6 +224,11 @@ def _is_redis_config(config) -> bool:
     return isinstance(config.online_store, RedisOnlineStoreConfig)
 
 
+def _newer(stored: bytes | None, stamp: bytes, ts_us) -> bool:
+    """Feast's rule: a row is written only if strictly newer than the stored one."""
+    return stored is None or (stored != stamp and codec.decode_timestamp_ns(stored) < int(ts_us) * 1000)
+
+
 class _RedisWriter:
     """HSETs in Feast's layout over one pipelined connection per batch."""
 
@@ -265,17 +270,23 @@ class _RedisWriter:
             self.stream.send(pack_rows([b"HMGET", keys, self.ts_field], n), n)
             stored = self.stream.collect()[-n:]  # earlier replies: the previous batch's HSETs
             for i, reply in enumerate(stored):
-                old = reply[0]
-                # Feast's rule: a row is written only if strictly newer than the stored one.
-                if old is not None and (old == stamps[i] or codec.decode_timestamp_ns(old) >= int(ts_us[i]) * 1000):
-                    keep[i] = False
+                keep[i] = _newer(reply[0], stamps[i], ts_us[i])
         rows = np.flatnonzero(keep)
-        lengths = np.fromiter(map(len, stamps), dtype=np.int64, count=n)
+        payload, count = self._pack_hsets(keys, stamps, matrix, rows)
+        self.stream.send(payload, count)
+        return len(rows), n - len(rows)
+
+    def _pack_hsets(self, keys: np.ndarray, stamps: list[bytes], matrix: np.ndarray,
+                    rows: np.ndarray) -> tuple[bytes, int]:
+        """HSET (+ EXPIRE) of `rows` as one RESP payload: (payload, reply count)."""
+        from .redis_connection import pack_rows
+
+        lengths = np.fromiter((len(stamps[i]) for i in rows.tolist()), dtype=np.int64, count=len(rows))
         payload, count = [], 0
         # Every argument has a fixed width within a group of equal timestamp length, so numpy
         # packs each group's HSETs in one go (few groups: the varint lengths barely vary).
-        for width in np.unique(lengths[rows]):
-            grp = rows[lengths[rows] == width]
+        for width in np.unique(lengths):
+            grp = rows[lengths == width]
             ts_mat = np.frombuffer(b"".join([stamps[i] for i in grp]), np.uint8).reshape(len(grp), int(width))
             payload.append(pack_rows([b"HSET", keys[grp], self.ts_field, ts_mat, self.emb_field,
                                       codec.float_list_matrix(matrix[grp])], len(grp)))
@@ -283,28 +294,28 @@ class _RedisWriter:
             if self.ttl:
                 payload.append(pack_rows([b"EXPIRE", keys[grp], str(int(self.ttl)).encode()], len(grp)))
                 count += len(grp)
-        self.stream.send(b"".join(payload), count)
-        return len(rows), n - len(rows)
+        return b"".join(payload), count
 
     def _write_cluster(self, ids: np.ndarray, ts_us: np.ndarray, matrix: np.ndarray) -> tuple[int, int]:
-        """Redis Cluster: keys live on different nodes, so redis-py's cluster pipeline routes them
-        (per-command objects, slower; not covered by the test suite, which has no cluster)."""
-        keys = codec.redis_keys(self.join_key, ids, self.project)
+        """Redis Cluster: rows grouped by their hash slot's node, one packed pipeline per node
+        (cluster_transport.ClusterRouter), the same bytes as on a single Redis."""
+        from .cluster_transport import key_slots
+        from .redis_connection import pack_rows
+
+        router = self.transport.router
+        keys = codec.int64_key_matrix(self.join_key, ids, self.project)
+        slots = key_slots(keys)
         stamps = codec.encode_timestamps_us(ts_us)
-        values = codec.encode_float_lists(matrix)
-        keep = np.ones(len(keys), dtype=bool)
+        keep = np.ones(len(ids), dtype=bool)
         if not self.skip_dedup:
-            for i, reply in enumerate(self.transport.hmget_many([(keys, [self.ts_field])])):
-                old = reply[0]
-                if old is not None and (old == stamps[i] or codec.decode_timestamp_ns(old) >= int(ts_us[i]) * 1000):
-                    keep[i] = False
-        commands = []
-        for i in np.flatnonzero(keep):
-            commands.append((b"HSET", keys[i], self.ts_field, stamps[i], self.emb_field, values[i]))
-            if self.ttl:
-                commands.append((b"EXPIRE", keys[i], str(int(self.ttl)).encode()))
-        self.transport.execute_commands(commands)
-        return int(keep.sum()), int((~keep).sum())
+            stored = router.execute(slots, lambda r: (pack_rows([b"HMGET", keys[r], self.ts_field], len(r)), len(r)))
+            for rows, replies in stored:
+                for i, reply in zip(rows.tolist(), replies):
+                    keep[i] = _newer(reply[0], stamps[i], ts_us[i])
+        rows = np.flatnonzero(keep)
+        if len(rows):
+            router.execute(slots[rows], lambda r: self._pack_hsets(keys, stamps, matrix, rows[r]), write=True)
+        return len(rows), len(ids) - len(rows)
 
     def finish(self, failed: bool = False) -> None:
         if self.stream is None:

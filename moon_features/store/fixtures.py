@@ -85,6 +85,22 @@ def build_repo(dst: str | Path, online: str = "sqlite", project: str | None = No
     return repo, spec
 
 
+def stock_redis_yaml(project: str, connection_string: str, redis_type: str = "redis",
+                     registry: str = "data/registry_redis.db") -> str:
+    """feature_store.yaml of plain Feast on Redis (no plugin, Feast's local engine): the baseline."""
+    return f"""project: {project}
+provider: local
+registry: {registry}
+online_store:
+  type: redis
+  redis_type: {redis_type}
+  connection_string: "{connection_string}"
+offline_store:
+  type: duckdb
+entity_key_serialization_version: 3
+"""
+
+
 def project_snapshot(project: str, redis_url: str = "127.0.0.1:6379") -> dict[bytes, dict]:
     """Every hash of a Feast project, keyed by entity key without the project suffix."""
     import redis

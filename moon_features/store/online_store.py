@@ -40,6 +40,10 @@ class MoonRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     """Same options as Feast's `type: redis` (connection_string, redis_type, key_ttl_seconds, ...)."""
 
     type: Literal["moon_features.store.online_store.MoonRedisOnlineStore"] = STORE_TYPE  # type: ignore[assignment]
+    wait_replicas: int = 0
+    """Redis Cluster: end every node's write with WAIT n; a write returns once n replicas hold it."""
+    wait_timeout_ms: int = 1000
+    """How long WAIT waits for the replicas before the write fails with ReplicationTimeoutError."""
 
 
 def moon_redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}", registry: str = "data/registry_redis.db",
@@ -95,9 +99,15 @@ class MoonRedisOnlineStore(RedisOnlineStore):
     # Reads: every HMGET of a get_online_features call in one packed write (Feast hands us the list).
     def _read_hash_fields(self, config: RepoConfig, commands):
         transport = self._get_transport(config.online_store)
-        if transport.is_cluster:  # keys on many nodes: Feast's cluster pipeline routes them
-            with transport.errors():
-                return super()._read_hash_fields(config, commands)
+        if transport.is_cluster:  # keys on many nodes: one packed pipeline per node
+            requests: list = []
+            for key, fields in commands:  # runs of keys with the same fields: one request each
+                fields = [f if isinstance(f, bytes) else f.encode() for f in fields]
+                if requests and requests[-1][1] == fields:
+                    requests[-1][0].append(key)
+                else:
+                    requests.append(([key], fields))
+            return transport.hmget_many(requests)
         payload = b"".join(pack_command((b"HMGET", key, *[f if isinstance(f, bytes) else f.encode() for f in fields]))
                            for key, fields in commands)
         return transport.execute_packed(payload, len(commands))
@@ -114,9 +124,6 @@ class MoonRedisOnlineStore(RedisOnlineStore):
             return
         online_config = config.online_store
         transport = self._get_transport(online_config)
-        if transport.is_cluster:
-            with transport.errors():
-                return super().online_write_batch(config, table, data, progress)
         view = _versioned_fv_name(table, config)
         ts_field = codec.timestamp_field(view)
         keys = [_redis_key_bytes(k, config) for k, _, _, _ in data]
@@ -142,10 +149,10 @@ class MoonRedisOnlineStore(RedisOnlineStore):
             args = [b"HSET", keys[i], ts_field, stamps[i]]
             for name, value in data[i][1].items():
                 args += [fields.get(name) or codec.feature_field(view, name), value.SerializeToString()]
-            commands.append(pack_command(args))
+            commands.append(args)
             if online_config.key_ttl_seconds:
-                commands.append(pack_command((b"EXPIRE", keys[i], str(int(online_config.key_ttl_seconds)).encode())))
-        transport.execute_packed(b"".join(commands), len(commands))
+                commands.append((b"EXPIRE", keys[i], str(int(online_config.key_ttl_seconds)).encode()))
+        transport.execute_commands(commands)  # cluster: grouped by node, WAIT if wait_replicas
         if progress:
             progress(len(data))
 

@@ -141,6 +141,12 @@ class RedisTransport:
         self.address = describe_address(online_config)
         self.client = make_client(online_config)
         self.is_cluster = _kind(online_config) == "redis_cluster"
+        self.router = None
+        if self.is_cluster:  # grouped by hash slot's node, one packed pipeline per node
+            from .cluster_transport import ClusterRouter
+
+            self.router = ClusterRouter(self.client, self.errors, getattr(online_config, "wait_replicas", 0),
+                                        getattr(online_config, "wait_timeout_ms", 1000))
 
     def ping(self) -> None:
         with self.errors():
@@ -158,7 +164,7 @@ class RedisTransport:
     def hmget_many(self, requests: Sequence[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[list]:
         """For each (keys, fields): HMGET every key; one flat list of replies in request order."""
         if self.is_cluster:
-            return self._cluster_pipeline(("HMGET", k, *fields) for keys, fields in requests for k in keys)
+            return self.router.hmget_many(requests)
         packed = []
         count = 0
         for keys, fields in requests:
@@ -170,9 +176,9 @@ class RedisTransport:
 
     # --- writes ---------------------------------------------------------------------------
     def execute_commands(self, commands: Iterable[Sequence[bytes]]) -> list:
-        """Arbitrary commands in one pipelined round trip (cluster: grouped by node by redis-py)."""
+        """Keyed commands (key second) in one pipelined round trip (cluster: one per node, in parallel)."""
         if self.is_cluster:
-            return self._cluster_pipeline(commands)
+            return self.router.execute_commands(commands)
         packed = [pack_command(c) for c in commands]
         return self.execute_packed(b"".join(packed), len(packed))
 
@@ -222,13 +228,6 @@ class RedisTransport:
             raise NotImplementedError("streamed writes need one connection; Redis Cluster uses pipelines")
         with self.errors():
             return ReplyStream(self, self.client.connection_pool.get_connection())
-
-    def _cluster_pipeline(self, commands) -> list:
-        with self.errors():
-            with self.client.pipeline(transaction=False) as pipe:
-                for c in commands:
-                    pipe.execute_command(*c)
-                return pipe.execute()
 
     def close(self) -> None:
         self.client.close()
