@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from .validate import DatasetError, validate_dataset
+
 ITEMS_FILE = "items.parquet"
 USERS_FILE = "users.parquet"
 INTERACTIONS_FILE = "interactions.parquet"
 META_FILE = "dataset.json"
 IMAGES_DIR = "images"
 
-ITEM_REQUIRED = ("item_id", "title", "image_path", "first_seen")
-USER_REQUIRED = ("user_id",)
-INTERACTION_REQUIRED = ("user_id", "item_id", "event_timestamp", "label")
+# the required columns of each table: see validate.py (ITEM_REQUIRED, USER_REQUIRED, INTERACTION_REQUIRED)
 
 
 @dataclass
@@ -84,8 +84,6 @@ def save_dataset(ds: Dataset, root: str | Path | None = None) -> Path:
 
 def load_dataset(root: str | Path, validate: bool = True) -> Dataset:
     """Read a dataset folder; by default run the validator (raises DatasetError)."""
-    from .validate import DatasetError, validate_dataset
-
     root = Path(root)
     missing = [f for f in (META_FILE, ITEMS_FILE, USERS_FILE, INTERACTIONS_FILE) if not (root / f).exists()]
     if missing:

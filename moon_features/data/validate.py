@@ -11,7 +11,11 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import MoonFeaturesError
-from .layout import INTERACTION_REQUIRED, ITEM_REQUIRED, USER_REQUIRED, Dataset
+# The layout (layout.py) imports this module to validate what it loads, so the rules live here
+# and this module needs nothing from the layout: the required columns of each table.
+ITEM_REQUIRED = ("item_id", "title", "image_path", "first_seen")
+USER_REQUIRED = ("user_id",)
+INTERACTION_REQUIRED = ("user_id", "item_id", "event_timestamp", "label")
 
 MAX_LISTED = 10  # how many offending ids an error message shows
 
@@ -83,8 +87,9 @@ def check_image(path) -> str | None:
         return f"cannot decode: {exc}"
 
 
-def validate_dataset(ds: Dataset, check_images: bool = True) -> ValidationReport:
-    """Raise DatasetError on the first broken rule; return what is allowed but worth knowing."""
+def validate_dataset(ds, check_images: bool = True) -> ValidationReport:
+    """Raise DatasetError on the first broken rule of `ds` (a layout.Dataset); return what is
+    allowed but worth knowing."""
     items, users, inter = ds.items, ds.users, ds.interactions
     _require_columns(items, "items", ITEM_REQUIRED)
     _require_columns(users, "users", USER_REQUIRED)
