@@ -75,16 +75,33 @@ class ClusterRouter:
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout_ms = int(wait_timeout_ms)
         self.attempts = attempts
+        self._owner: np.ndarray | None = None  # slot -> index into self._nodes
+        self._nodes: list = []
 
     def groups(self, slots: np.ndarray) -> list[tuple[object, np.ndarray]]:
         """(node, row numbers in order) for every node that owns some of the slots."""
-        manager = self.client.nodes_manager
-        owner = {}
-        for s in np.unique(slots).tolist():
-            owner[s] = manager.get_node_from_slot(s)
-        names = {node.name: node for node in owner.values()}
-        node_of_row = np.array([owner[s].name for s in slots.tolist()], dtype=object)
-        return [(node, np.flatnonzero(node_of_row == name)) for name, node in names.items()]
+        if self._owner is None:
+            self._load_slot_map()
+        owner = self._owner[slots]
+        return [(self._nodes[j], np.flatnonzero(owner == j)) for j in np.unique(owner).tolist()]
+
+    def _load_slot_map(self) -> None:
+        """slot -> primary node, as one array (redis-py's slots_cache holds a list per slot)."""
+        cache = self.client.nodes_manager.slots_cache
+        nodes, index = [], {}
+        owner = np.zeros(SLOTS, dtype=np.int64)
+        for slot in range(SLOTS):
+            entry = cache.get(slot)
+            if not entry:
+                from redis.exceptions import SlotNotCoveredError
+
+                raise ClusterDownError(f"slot {slot} is not covered by the cluster") from SlotNotCoveredError()
+            name = entry[0].name
+            if name not in index:
+                index[name] = len(nodes)
+                nodes.append(entry[0])
+            owner[slot] = index[name]
+        self._owner, self._nodes = owner, nodes
 
     def execute(self, slots: np.ndarray, pack: Callable[[np.ndarray], tuple[bytes, int]],
                 write: bool = False) -> list[tuple[np.ndarray, list]]:
@@ -136,6 +153,7 @@ class ClusterRouter:
 
     def refresh(self) -> None:
         """Re-read the slot map from any reachable node (redis-py's NodesManager)."""
+        self._owner = None
         try:
             self.client.nodes_manager.initialize()
         except Exception:
