@@ -30,7 +30,7 @@ from moon_features.spec import EMBEDDING_FIELD, embedding_view_name
 from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.fixtures import build_repo, delete_project_keys, project_snapshot, unique_project
 from moon_features.store.online_store import moon_redis_config
-from moon_features.store.repo import DATA_DIR, apply_repo, redis_config
+from moon_features.store.repo import DATA_DIR, apply_repo, plugin_redis_config
 
 START = pd.Timestamp("1970-01-02", tz="UTC")
 
@@ -58,7 +58,7 @@ def main() -> None:
         projects[kind] = project
         config = repo / f"feature_store.{kind}.yaml"
         text = (moon_redis_config(project, args.redis, registry=f"data/registry_{kind}.db") if kind == "plugin"
-                else redis_config(project, args.redis).replace("registry_redis.db", f"registry_{kind}.db"))
+                else plugin_redis_config(project, args.redis).replace("registry_redis.db", f"registry_{kind}.db"))
         config.write_text(text)
         return apply_repo(repo, config)
 

@@ -10,7 +10,7 @@ from moon_features.store.errors import OnlineStoreUnavailableError
 from moon_features.store.fixtures import build_repo, delete_project_keys
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.push import append_positive_event
-from moon_features.store.repo import apply_repo, init_repo, open_store, redis_config
+from moon_features.store.repo import apply_repo, init_repo, open_store, plugin_redis_config
 
 REDIS = "127.0.0.1:6379"
 START = pd.Timestamp("1970-01-02", tz="UTC")
@@ -137,7 +137,7 @@ def test_redis_unreachable_names_the_address(stores):
     spec, store, _ = stores
     repo = store.repo_path
     dead = repo / "feature_store.dead.yaml"  # same registry as the live Redis store, dead address
-    dead.write_text(redis_config(store.config.project, "127.0.0.1:1"))
+    dead.write_text(plugin_redis_config(store.config.project, "127.0.0.1:1"))
     reader = OnlineReader(open_store(repo, dead), spec)
     for call in (lambda: reader.lookup(3, [1, 2]), lambda: reader.item_embeddings([1]), lambda: reader.user_features(3)):
         with pytest.raises(OnlineStoreUnavailableError, match=r"127\.0\.0\.1:1") as err:

@@ -16,7 +16,7 @@ from moon_features.store.errors import EmbeddingValidationError, OnlineStoreUnav
 from moon_features.store.fixtures import (build_repo, delete_project_keys, embedding_table, project_snapshot,
                                           unique_project, unit_vectors, write_embedding_source)
 from moon_features.store.online_store import moon_redis_config
-from moon_features.store.repo import DATA_DIR, apply_repo, redis_config
+from moon_features.store.repo import DATA_DIR, apply_repo, plugin_redis_config
 
 REDIS = "127.0.0.1:6379"
 START = pd.Timestamp("1970-01-02", tz="UTC")
@@ -25,7 +25,7 @@ VIEW = "item_moon_embedding_v1"
 
 
 def stock_yaml(project, registry):
-    return redis_config(project, REDIS).replace("data/registry_redis.db", f"data/{registry}")
+    return plugin_redis_config(project, REDIS).replace("data/registry_redis.db", f"data/{registry}")
 
 
 @pytest.fixture(scope="module")

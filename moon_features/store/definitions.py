@@ -14,6 +14,8 @@ from feast.types import Array, Float32, Int64
 
 from ..spec import (EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, USER_PROFILE_VIEW,
                     EmbeddingSpec, FeatureSpec, embedding_view_name)
+from .configs import DATA_DIR, SPEC_FILE
+from .errors import RepoNotReadyError
 
 # ttl=0 means "never expires" in Feast: profiles, sequences and embeddings stay valid until replaced.
 NO_TTL = timedelta(0)
@@ -125,8 +127,6 @@ def build_objects(spec: FeatureSpec, data_dir: Path,
 
 def repo_objects(repo_dir: Path) -> dict[str, object]:
     """What feature_repo/features.py exposes: objects for <repo>/spec.json over <repo>/data/."""
-    from .repo import RepoNotReadyError, SPEC_FILE, DATA_DIR
-
     repo_dir = Path(repo_dir)
     spec_file = repo_dir / SPEC_FILE
     if not spec_file.exists():

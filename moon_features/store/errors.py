@@ -24,3 +24,7 @@ class OnlineStoreUnavailableError(MoonFeaturesError, ConnectionError):
 
 class OnlineStoreDataError(MoonFeaturesError, RuntimeError):
     """The online store holds a value this spec cannot decode (e.g. a vector of another dimension)."""
+
+
+class RepoNotReadyError(MoonFeaturesError, RuntimeError):
+    """The feature repository lacks its spec or sources; the message says which command makes them."""

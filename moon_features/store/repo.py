@@ -14,12 +14,10 @@ from pathlib import Path
 
 from feast import FeatureStore
 
-from ..errors import MoonFeaturesError
 from ..spec import FeatureSpec
-
-SPEC_FILE = "spec.json"
-DATA_DIR = "data"
-CONFIG_FILE = "feature_store.yaml"
+from .configs import CONFIG_FILE, DATA_DIR, SPEC_FILE, plugin_redis_config, sqlite_config
+from .definitions import repo_objects
+from .errors import RepoNotReadyError
 
 FEATURES_PY = '''"""Feast definitions for moon-features: derived from spec.json, see moon_features.store.definitions."""
 from pathlib import Path
@@ -30,31 +28,6 @@ globals().update(repo_objects(Path(__file__).resolve().parent))
 '''
 
 
-class RepoNotReadyError(MoonFeaturesError, RuntimeError):
-    """The feature repository lacks its spec or sources; the message says which command makes them."""
-
-
-def sqlite_config(project: str) -> str:
-    return f"""project: {project}
-provider: local
-registry: {DATA_DIR}/registry.db
-online_store:
-  type: sqlite
-  path: {DATA_DIR}/online.db
-offline_store:
-  type: duckdb
-entity_key_serialization_version: 3
-"""
-
-
-def redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}") -> str:
-    """The production variant: Redis through the moon-features plugin store (stock Feast wire
-    format, validated embedding writes) and the fast batch engine for `feast materialize`."""
-    from .online_store import moon_redis_config
-
-    return moon_redis_config(project, connection_string)
-
-
 def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str = "sqlite",
               redis_connection: str | None = None) -> Path:
     """Create (or refresh the config of) a repository; sources are written separately."""
@@ -63,7 +36,7 @@ def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str 
     if online == "sqlite":
         config = sqlite_config(project)
     elif online == "redis":
-        config = redis_config(project, redis_connection or "${MOON_REDIS_URL}")
+        config = plugin_redis_config(project, redis_connection or "${MOON_REDIS_URL}")
     else:
         raise ValueError(f"online store must be 'sqlite' or 'redis', got {online!r}")
     (repo_dir / CONFIG_FILE).write_text(config)
@@ -81,8 +54,6 @@ def load_spec(repo_dir: str | Path) -> FeatureSpec:
 
 def apply_repo(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:
     """The programmatic `feast apply`: register every object of the repo and return the store."""
-    from .definitions import repo_objects
-
     repo_dir = Path(repo_dir)
     store = open_store(repo_dir, config_file)
     store.apply(list(repo_objects(repo_dir).values()))
@@ -90,9 +61,14 @@ def apply_repo(repo_dir: str | Path, config_file: str | Path | None = None) -> F
 
 
 def materialize_all(store: FeatureStore, views: list[str] | None = None) -> None:
-    """`feast materialize` over all time: ttl=0 views would otherwise only look back one year."""
-    start = datetime(1970, 1, 2, tzinfo=timezone.utc)
-    store.materialize(start_date=start, end_date=datetime.now(timezone.utc), feature_views=views)
+    """`feast materialize` over all time: ttl=0 views would otherwise only look back one year.
+    Each view's marker is written into the online store afterwards (store/markers.py: how
+    /health tells a filled store from a wiped one)."""
+    from .markers import mark_materialized
+
+    start, end = datetime(1970, 1, 2, tzinfo=timezone.utc), datetime.now(timezone.utc)
+    store.materialize(start_date=start, end_date=end, feature_views=views)
+    mark_materialized(store, views or [fv.name for fv in store.list_feature_views()], end)
 
 
 def open_store(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:
