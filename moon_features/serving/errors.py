@@ -33,3 +33,29 @@ class SettingsError(ServingError, ValueError):
 
 class ConsistencyError(ServingError, AssertionError):
     """Offline (training) and online (serving) scores of the same rows disagree beyond the tolerance."""
+
+
+class RequestBodyError(ServingError, ValueError):
+    """The request body is not strict JSON of the endpoint's schema (HTTP 422). `errors` lists at
+    most a few problems, each with its location and message, never the input value."""
+
+    def __init__(self, message: str, errors: list[dict] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class EventRejectedError(ServingError, ValueError):
+    """An event names an id or a time the service must not store: a non-positive id, an item
+    outside the catalogue, a time before events_min_time or too far in the future (HTTP 422)."""
+
+
+class StoreNotMaterializedError(ServingError, RuntimeError):
+    """The online store lacks the materialization marker of a view the model reads: it was wiped
+    (e.g. Redis restarted without its data) or never filled (HTTP 503 on /health and /events)."""
+
+    def __init__(self, views: list[str], repo: str | None):
+        where = f" --repo {repo}" if repo else " --repo REPO"
+        super().__init__(f"the online store holds no materialized data for {', '.join(views)}: it was wiped or "
+                         f"never filled. Refill it with `moon-features materialize{where}` (add --config for "
+                         "another feature_store.yaml).")
+        self.views = views

@@ -8,8 +8,17 @@
     max_candidates: 1000               # more per request -> 413
     torch_threads: 1                   # per worker: one request at a time is fastest on 1 thread
     workers: 1                         # uvicorn worker processes
+    max_body_bytes: 1048576            # larger request bodies -> 413 before they are read in full
+    max_in_flight: 32                  # /score + /events handled at once; more -> 503 + Retry-After
+    auth_token: null                   # set: /events needs "Authorization: Bearer <token>" (401 otherwise)
+    auth_score: false                  # true: /score needs the token too
+    events_max_future_s: 300           # an event time further ahead of the server clock -> 422
+    events_min_time: "2000-01-01T00:00:00Z"  # an earlier event time -> 422
+    store_timeout_s: 0.5               # the service's Redis connect / reply timeout (a hung Redis -> 503)
+    require_materialized: true         # /health and /events answer 503 when a view's marker is missing
 
 Environment: MOON_SERVING_<FIELD> (e.g. MOON_SERVING_PORT=9000); MOON_SERVING_CONFIG names the file.
+The token is best given as MOON_SERVING_AUTH_TOKEN (docs/reliability.md: access and gateways).
 """
 from __future__ import annotations
 
@@ -35,14 +44,39 @@ class ServingSettings:
     torch_threads: int = 1
     workers: int = 1
     log_level: str = "warning"
+    max_body_bytes: int = 1 << 20
+    max_in_flight: int = 32
+    auth_token: str | None = None
+    auth_score: bool = False
+    events_max_future_s: int = 300
+    events_min_time: str = "2000-01-01T00:00:00Z"
+    store_timeout_s: float = 0.5
+    require_materialized: bool = True
 
     def __post_init__(self):
+        if self.max_body_bytes < 1024 or self.max_in_flight < 1:
+            raise SettingsError("max_body_bytes must be >= 1024 and max_in_flight >= 1")
+        if not 0 < self.store_timeout_s <= 60 or self.events_max_future_s < 0:
+            raise SettingsError("store_timeout_s must be in (0, 60] and events_max_future_s >= 0")
+        if self.auth_token is not None and len(self.auth_token) < 16:
+            raise SettingsError("auth_token must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        self.min_event_time()
         if self.max_candidates < 1:
             raise SettingsError(f"max_candidates must be >= 1, got {self.max_candidates}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be in 1..65535, got {self.port}")
         if self.workers < 1 or self.torch_threads < 1:
             raise SettingsError("workers and torch_threads must be >= 1")
+
+    def min_event_time(self):
+        """events_min_time as an aware UTC datetime."""
+        from datetime import datetime, timezone
+
+        try:
+            t = datetime.fromisoformat(self.events_min_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise SettingsError(f"events_min_time {self.events_min_time!r} is not an ISO 8601 time") from None
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
     def require_paths(self) -> "ServingSettings":
         missing = [n for n in ("repo", "model_dir") if not getattr(self, n)]
@@ -94,6 +128,19 @@ def _read_file(path: Path) -> dict:
 
 
 def _coerce(name: str, value, type_name: str):
+    if str(type_name) == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"setting {name} must be true or false, got {value!r}")
+    if str(type_name) == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"setting {name} must be a number, got {value!r}") from None
     if "int" in str(type_name):
         try:
             return int(value)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+FULL_START = pd.Timestamp("1970-01-02", tz="UTC").to_pydatetime()  # ttl=0 views: everything, as materialize_all
+
 
 def _timestamp(text: str):
     ts = pd.Timestamp(text)
@@ -26,6 +28,33 @@ def _materialize_embeddings(args) -> None:
                                progress=not args.quiet, incremental=args.incremental)
 
 
+def _materialize(args) -> None:
+    """Fill the online store: a view whose marker is missing (never filled, or the store was wiped)
+    over its whole window, a marked one incrementally; --full rewrites every view in full."""
+    from datetime import datetime, timezone
+
+    from .markers import MarkerStore
+    from .repo import open_store
+
+    store = open_store(Path(args.repo), args.config)
+    views = args.view or [fv.name for fv in store.list_feature_views()]
+    markers = MarkerStore(store.config)
+    try:
+        marked = markers.read()
+        full = [v for v in views if args.full or v not in marked]
+        incremental = [v for v in views if v not in full]
+        end = datetime.now(timezone.utc)
+        if full:
+            store.materialize(start_date=FULL_START, end_date=end, feature_views=full)
+        if incremental:
+            store.materialize_incremental(end_date=end, feature_views=incremental)
+        markers.write(views, end)
+    finally:
+        markers.close()
+    print(f"materialized {len(full)} view(s) in full ({', '.join(full) or 'none'}) and {len(incremental)} "
+          f"incrementally, up to {end.isoformat(timespec='seconds')}")
+
+
 def _registered_versions(store) -> list[int]:
     from .definitions import embedding_spec_of
     from .errors import EmbeddingValidationError
@@ -37,6 +66,18 @@ def _registered_versions(store) -> list[int]:
 
 
 def add_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "materialize", help="fill the online store: wiped or never-filled views in full, the rest incrementally",
+        description="Reads each view's materialization marker in the online store (written by every "
+                    "materialize path of moon-features). A view without one -- a new store, or one wiped by a "
+                    "Redis restart -- is written over its whole window, whatever the registry says; the others "
+                    "from where they ended. Then the markers are written, and /health answers 200 again.")
+    p.add_argument("--repo", default="feature_repo", help="Feast repository directory")
+    p.add_argument("--config", default=None, help="feature_store.yaml variant (default: <repo>/feature_store.yaml)")
+    p.add_argument("--view", action="append", help="only this feature view (repeatable; default: all)")
+    p.add_argument("--full", action="store_true", help="every view over its whole window")
+    p.set_defaults(func=_materialize)
+
     p = subparsers.add_parser(
         "materialize-embeddings",
         help="write embedding feature views from their Parquet sources into the online store, fast",

@@ -38,12 +38,21 @@ class MoonComputeEngine(LocalComputeEngine):
         fast = (embedding_spec_of(fv) is not None and isinstance(fv.batch_source, FileSource)
                 and _is_redis_config(self.repo_config))
         if not fast:
-            return super()._materialize_one(registry, task, **kwargs)
+            return self._marked(task, super()._materialize_one(registry, task, **kwargs))
         job_id = f"{fv.name}-{task.start_time}-{task.end_time}"
         try:
             result = write_embedding_view(self.repo_config, self.online_store, fv, task.start_time, task.end_time,
                                           batch_size=self.batch_size, progress=True)
             print(result.summary())
-            return LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.SUCCEEDED)
+            return self._marked(task, LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.SUCCEEDED))
         except Exception as e:  # Feast re-raises a failed job's error from materialize()
             return LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.ERROR, error=e)
+
+    def _marked(self, task, job):
+        """A view written in full gets its marker in the online store (store/markers.py), so a
+        wiped store is told apart from a filled one by /health."""
+        if job.status() == MaterializationJobStatus.SUCCEEDED:
+            from .markers import mark_materialized_config
+
+            mark_materialized_config(self.repo_config, [task.feature_view.name], task.end_time)
+        return job

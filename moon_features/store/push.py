@@ -1,19 +1,28 @@
-"""Real-time behaviour sequences: append a user's new positive event through Feast push.
+"""Real-time behaviour sequences: append a user's new positive event, atomically per user.
 
 The online row of `user_behavior_sequence` is the user's latest state: the last L positive
 items, oldest first (the offline table's closing row has the same meaning). Appending reads
-that row with its timestamp, appends the item, keeps the last L and pushes the row through
-the view's PushSource, so every online store Feast supports gets it in Feast's own format.
+that row with its timestamp, appends the item, keeps the last L and writes the row back.
 
-Ordering: Feast ignores a pushed row that is not strictly newer than the stored one. An event
-that arrives late (its time <= the stored row's) is still appended, at the end, and the row is
-stamped 1 microsecond after the stored time, so it is never silently dropped. Appends for one
-user are read-modify-write: run them from one consumer per user (e.g. a stream partitioned by
-user id); two concurrent appends for the same user can lose one of the events.
+Atomicity: two events for one user arriving together must both be kept (an acknowledged event
+is a stored event), so the read-modify-write is one step:
+* Redis: one Lua script (append_script.py) reads, appends, trims and writes Feast's layout;
+  Redis runs it alone, so it is atomic across threads, worker processes and machines.
+* SQLite: an exclusive lock file beside the database (plus a thread lock) around Feast's own
+  read and push: atomic across the threads and processes of one machine, which is where an
+  SQLite store lives.
+* Any other online store: a thread lock around Feast's read and push (one process only).
+
+Ordering: Feast keeps only a row strictly newer than the stored one. An event that arrives late
+(its time <= the stored row's) is still appended, at the end, and the row is stamped 1
+microsecond after the stored time, so it is never silently dropped.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,8 +32,11 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from ..spec import SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, FeatureSpec
+from . import redis_codec as codec
 
 ONE_MICROSECOND = timedelta(microseconds=1)
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 def current_sequence(store: FeatureStore, user_id: int) -> tuple[list[int], datetime | None]:
@@ -38,27 +50,116 @@ def current_sequence(store: FeatureStore, user_id: int) -> tuple[list[int], date
     return list(values["hist_item_ids"].int64_list_val.val), ts
 
 
-def append_positive_event(store: FeatureStore, spec: FeatureSpec, user_id: int, item_id: int,
-                          event_timestamp: datetime | pd.Timestamp) -> dict:
-    """Append `item_id` to the user's online sequence; returns the row pushed.
-
-    Returns {"user_id", "hist_item_ids" (np.int64, oldest first), "hist_len", "event_timestamp"}.
-    Raises ValueError for a naive timestamp (its time zone would be a guess).
-    """
+def _utc_us(event_timestamp) -> pd.Timestamp:
     when = pd.Timestamp(event_timestamp)
     if when.tzinfo is None:
         raise ValueError(f"event_timestamp {event_timestamp!r} has no time zone; pass a UTC timestamp")
-    when = when.tz_convert("UTC").as_unit("us")
-    history, stored_at = current_sequence(store, user_id)
-    history = (history + [int(item_id)])[-spec.max_len:]
-    if stored_at is not None and when <= pd.Timestamp(stored_at).tz_convert("UTC"):
-        when = pd.Timestamp(stored_at).tz_convert("UTC").as_unit("us") + ONE_MICROSECOND
-    row = pd.DataFrame({
-        "user_id": pd.Series([int(user_id)], dtype="int64"),
-        "event_timestamp": pd.Series([when]),
-        "hist_item_ids": [history],
-        "hist_len": pd.Series([len(history)], dtype="int64"),
-    })
-    store.push(SEQUENCE_PUSH_SOURCE, row, to=PushMode.ONLINE)
-    return {"user_id": int(user_id), "hist_item_ids": np.asarray(history, dtype=np.int64),
-            "hist_len": len(history), "event_timestamp": when.to_pydatetime().astimezone(timezone.utc)}
+    return when.tz_convert("UTC").as_unit("us")
+
+
+def _result(user_id: int, history, when: pd.Timestamp) -> dict:
+    history = np.asarray(history, dtype=np.int64)
+    return {"user_id": int(user_id), "hist_item_ids": history, "hist_len": len(history),
+            "event_timestamp": when.to_pydatetime().astimezone(timezone.utc)}
+
+
+class SequenceAppender:
+    """Appends positive events to users' online sequences; build one per store and reuse it
+    (it holds the Redis connection pool and the registered script)."""
+
+    def __init__(self, store: FeatureStore, spec: FeatureSpec):
+        from .online_reader import is_redis
+
+        self.store, self.spec = store, spec
+        self._redis = self._script = None
+        if is_redis(store):
+            self._init_redis()
+
+    def _init_redis(self) -> None:
+        from .append_script import SCRIPT
+        from .layout import ViewLayout, versioning_enabled
+        from .redis_connection import RedisTransport
+
+        self._redis = RedisTransport(self.store.config.online_store)
+        self._script = self._redis.client.register_script(SCRIPT)
+        layout = ViewLayout.of(self.store.get_feature_view(SEQUENCE_VIEW), versioning_enabled(self.store.config))
+        self._fields = (layout.feature("hist_item_ids").field, layout.feature("hist_len").field, layout.ts_field)
+        self._ttl = int(getattr(self.store.config.online_store, "key_ttl_seconds", None) or 0)
+
+    def append(self, user_id: int, item_id: int, event_timestamp: datetime | pd.Timestamp) -> dict:
+        """Append `item_id` to the user's sequence; returns the row now stored.
+
+        Returns {"user_id", "hist_item_ids" (np.int64, oldest first), "hist_len", "event_timestamp"}.
+        Raises ValueError for a naive timestamp (its time zone would be a guess).
+        """
+        when = _utc_us(event_timestamp)
+        if self._script is not None:
+            return self._append_redis(int(user_id), int(item_id), when)
+        with self._lock():
+            return self._append_feast(int(user_id), int(item_id), when)
+
+    def _append_redis(self, user_id: int, item_id: int, when: pd.Timestamp) -> dict:
+        (key,) = codec.redis_keys("user_id", [user_id], self.store.config.project)
+        args = [*self._fields, codec.varint(item_id), str(self.spec.max_len), str(when.value // 1000), str(self._ttl)]
+        with self._redis.errors():
+            value, stamped_us = self._script(keys=[key], args=args)
+        history = codec.decode_int64_list(value)
+        return _result(user_id, history, pd.Timestamp(int(stamped_us), unit="us", tz="UTC"))
+
+    def _append_feast(self, user_id: int, item_id: int, when: pd.Timestamp) -> dict:
+        history, stored_at = current_sequence(self.store, user_id)
+        history = (history + [item_id])[-self.spec.max_len:]
+        if stored_at is not None and when <= pd.Timestamp(stored_at).tz_convert("UTC"):
+            when = pd.Timestamp(stored_at).tz_convert("UTC").as_unit("us") + ONE_MICROSECOND
+        row = pd.DataFrame({
+            "user_id": pd.Series([user_id], dtype="int64"),
+            "event_timestamp": pd.Series([when]),
+            "hist_item_ids": [history],
+            "hist_len": pd.Series([len(history)], dtype="int64"),
+        })
+        self.store.push(SEQUENCE_PUSH_SOURCE, row, to=PushMode.ONLINE)
+        return _result(user_id, history, when)
+
+    @contextmanager
+    def _lock(self):
+        """Thread lock per store, plus an exclusive file lock beside an SQLite database."""
+        path = _sqlite_path(self.store)
+        name = path or f"{self.store.repo_path}:{self.store.config.project}"
+        with _THREAD_LOCKS_GUARD:
+            lock = _THREAD_LOCKS.setdefault(name, threading.Lock())
+        with lock:
+            if path is None:
+                yield
+                return
+            import fcntl
+
+            with open(path + ".append.lock", "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+
+def _sqlite_path(store: FeatureStore) -> str | None:
+    config = store.config
+    if getattr(config.online_store, "type", "") != "sqlite":
+        return None
+    path = Path(config.online_store.path)
+    if not path.is_absolute() and config.repo_path:
+        path = Path(config.repo_path) / path
+    return str(path.resolve())
+
+
+def append_positive_event(store: FeatureStore, spec: FeatureSpec, user_id: int, item_id: int,
+                          event_timestamp: datetime | pd.Timestamp) -> dict:
+    """One-off `SequenceAppender(store, spec).append(...)`; a service keeps one appender instead."""
+    appender = SequenceAppender(store, spec)
+    try:
+        return appender.append(user_id, item_id, event_timestamp)
+    finally:
+        appender.close()
