@@ -38,7 +38,7 @@ def _embed(args) -> int:
 
     out = Path(args.out) if args.out.endswith(".parquet") else Path(args.out) / f"{embedding_view_name(args.version)}.parquet"
     embed_catalogue(args.model, _load(args.data), out, args.version, args.dim, args.batch_size,
-                    progress=not args.quiet, num_threads=args.threads)
+                    progress=not args.quiet, num_threads=args.threads, engine=args.engine, workers=args.workers)
     return 0
 
 
@@ -85,6 +85,10 @@ def add_encoder_commands(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--version", type=int, default=1)
     e.add_argument("--dim", type=int, default=None, help="Matryoshka dimension (default: largest)")
     e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: Ray Data map_batches over --workers actors (needs moon-features[ray]; RAY_ADDRESS "
+                        "for a cluster); the output equals the local job's")
+    e.add_argument("--workers", type=int, default=2, help="Ray actors (one CPU each) with --engine ray")
     e.set_defaults(func=_embed)
 
     v = sub.add_parser("evaluate", help="image-search recall@K on held-out co-engagement pairs + baselines")

@@ -64,48 +64,82 @@ class EmbedReport:
 
 
 def embed_catalogue(model_dir, dataset, out_path, version: int, dim: int | None = None, batch_size: int = 64,
-                    progress: bool = True, num_threads: int = 1) -> EmbedReport:
+                    progress: bool = True, num_threads: int = 1, engine: str = "local",
+                    workers: int = 1) -> EmbedReport:
+    """Embed every item into `out_path`. engine="ray": Ray Data map_batches over `workers` actors
+    (embed_ray.py), written in item order exactly as the local job writes it."""
     view = embedding_view_name(version)  # validates the version first
     torch.set_num_threads(max(1, num_threads))
     model, featurizer = load_encoder(model_dir)
     dim = model.config.check_dim(dim)
-    out_path = Path(out_path)
+    items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    if engine == "ray":
+        from .embed_ray import ray_embedded_batches
+
+        batches = ray_embedded_batches(model_dir, dataset.root, items, dim, batch_size, workers)
+    elif engine == "local":
+        batches = (_embed_chunk(model, featurizer, items.iloc[i: i + batch_size], dataset.root, dim)
+                   for i in range(0, len(items), batch_size))
+    else:
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    t0 = time.time()
+    n_text_only, bad = _write_source(Path(out_path), view, version, items, batches, progress)
+    seconds = time.time() - t0
+    report = EmbedReport(str(out_path), view, version, dim, len(items), n_text_only, bad, round(seconds, 2),
+                         round(len(items) / max(seconds, 1e-9), 1), batch_size, model.config.image_size,
+                         workers if engine == "ray" else num_threads)
+    if progress:
+        print(report.summary())
+    return report
+
+
+def _embed_chunk(model, featurizer, chunk, root, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(item ids, float32 [n, dim] embeddings, has_image, {item: unreadable-image reason}) of one chunk."""
+    feats = featurizer.featurize(chunk, root)
+    with torch.no_grad():
+        emb = model.embed(featurizer.batch(feats), "multimodal", dim).numpy().astype(np.float32)
+    return feats.item_ids, emb, feats.has_image.numpy(), dict(feats.bad_images)
+
+
+def _write_source(out_path: Path, view: str, version: int, items, batches, progress: bool) -> tuple[int, dict]:
+    """Stream embedded batches (in item order) into a temporary Parquet file, renamed into place
+    only when no NaN was found; returns (text-only items, bad images)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    items = dataset.items.sort_values("item_id").reset_index(drop=True)
     first_seen = items["first_seen"]
     if getattr(first_seen.dt, "tz", None) is None:
         first_seen = first_seen.dt.tz_localize("UTC")
+    expected = items["item_id"].to_numpy(np.int64)
     bad: dict[int, str] = {}
     nan_ids: list[int] = []
-    n_text_only = 0
+    n_text_only = pos = 0
     t0 = time.time()
     writer = pq.ParquetWriter(tmp, SCHEMA)
     try:
         bar = tqdm(total=len(items), desc=f"embed {view}", unit="item", disable=not progress)
-        for start in range(0, len(items), batch_size):
-            chunk = items.iloc[start: start + batch_size]
-            feats = featurizer.featurize(chunk, dataset.root)
-            for item_id, reason in feats.bad_images.items():
-                bad[item_id] = reason
+        for ids, emb, has_image, bad_images in batches:
+            n = len(ids)
+            if not np.array_equal(ids, expected[pos: pos + n]):  # an engine must keep the item order
+                raise RuntimeError(f"embedded batch out of order at row {pos}")
+            for item_id, reason in bad_images.items():
+                bad[int(item_id)] = reason
                 if progress:
                     tqdm.write(f"warning: item {item_id}: unreadable image ({reason}); using a text-only embedding")
-            emb = model.embed(featurizer.batch(feats), "multimodal", dim).numpy().astype(np.float32)
             nan_rows = ~np.isfinite(emb).all(axis=1)
             if nan_rows.any():
-                nan_ids += feats.item_ids[nan_rows].tolist()
-            has_image = feats.has_image.numpy()
+                nan_ids += ids[nan_rows].tolist()
             n_text_only += int((~has_image).sum())
             if not nan_ids:  # once a NaN is found, keep scanning (to name every bad item) but stop writing
                 writer.write_table(pa.table({
-                    "item_id": pa.array(feats.item_ids, pa.int64()),
-                    "event_timestamp": pa.array(first_seen.iloc[start: start + batch_size], pa.timestamp("us", tz="UTC")),
+                    "item_id": pa.array(ids, pa.int64()),
+                    "event_timestamp": pa.array(first_seen.iloc[pos: pos + n], pa.timestamp("us", tz="UTC")),
                     "embedding": pa.array(list(emb), pa.list_(pa.float32())),
-                    "encoder_version": pa.array([f"v{version}"] * len(chunk), pa.string()),
+                    "encoder_version": pa.array([f"v{version}"] * n, pa.string()),
                     "has_image": pa.array(has_image, pa.bool_()),
                 }, schema=SCHEMA))
-            bar.update(len(chunk))
-            bar.set_postfix(items_per_s=f"{(start + len(chunk)) / max(time.time() - t0, 1e-9):.1f}")
+            pos += n
+            bar.update(n)
+            bar.set_postfix(items_per_s=f"{pos / max(time.time() - t0, 1e-9):.1f}")
         bar.close()
     finally:
         writer.close()
@@ -113,9 +147,4 @@ def embed_catalogue(model_dir, dataset, out_path, version: int, dim: int | None 
         tmp.unlink(missing_ok=True)
         raise EmbeddingNaNError(nan_ids)
     tmp.replace(out_path)
-    seconds = time.time() - t0
-    report = EmbedReport(str(out_path), view, version, dim, len(items), n_text_only, bad, round(seconds, 2),
-                         round(len(items) / max(seconds, 1e-9), 1), batch_size, model.config.image_size, num_threads)
-    if progress:
-        print(report.summary())
-    return report
+    return n_text_only, bad
