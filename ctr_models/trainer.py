@@ -2,7 +2,8 @@
 
 Early stopping on validation AUC (the metric the protocol selects epochs by), the best weights
 restored at the end, a checkpoint per epoch, seeded shuffling, tqdm progress and a one-line
-summary. The model computes logits; the loss and metrics live here, as in TF Recommenders.
+summary. The model computes logits; the loss and metrics live in a task (ctr_models.task), as in
+TF Recommenders; callbacks see every epoch's record.
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import copy
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import CTRData
-from .metrics import ctr_metrics
+from .task import ClickTask
 
 
 def seed_everything(seed: int) -> None:
@@ -43,6 +46,8 @@ class TrainerConfig:
     group_field: str | None = "user_id"  # GAUC groups; None = no GAUC
     checkpoint_dir: str | None = None
     progress: bool = True
+    # torch's intra-op thread count is process-wide: None leaves it alone; a number sets it for the
+    # duration of fit / predict only and restores the previous count afterwards.
     num_threads: int | None = None
 
 
@@ -62,25 +67,43 @@ class FitResult:
                 f" {self.seconds:.1f} s, {n_ep * n_train / self.seconds:,.0f} samples/s incl. eval")
 
 
+# A callback sees each epoch's record (epoch, train_loss, val_* metrics, ...) and the model.
+EpochCallback = Callable[[dict, nn.Module], None]
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Trainer:
-    def __init__(self, config: TrainerConfig | None = None):
+    def __init__(self, config: TrainerConfig | None = None, task: ClickTask | None = None,
+                 callbacks: Sequence[EpochCallback] = ()):
         self.config = config or TrainerConfig()
-        if self.config.num_threads:
-            torch.set_num_threads(self.config.num_threads)
+        self.task = task or ClickTask()
+        self.callbacks = list(callbacks)
 
     # -- inference ------------------------------------------------------------------------
-    @torch.no_grad()
     def predict(self, model: nn.Module, data: CTRData) -> np.ndarray:
         """Click probabilities [N] in the data's row order."""
         model.eval()
-        out = [torch.sigmoid(model(b)) for b in data.batches(self.config.eval_batch_size)]
+        with _threads(self.config.num_threads), torch.no_grad():
+            out = [torch.sigmoid(model(b)) for b in data.batches(self.config.eval_batch_size)]
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     def evaluate(self, model: nn.Module, data: CTRData) -> dict[str, float]:
         p = self.predict(model, data)
         g = self.config.group_field
         groups = data.column(g) if g and g in data.arrays else None
-        return ctr_metrics(data.labels, p, groups)
+        return self.task.metrics(data.labels, p, groups)
 
     # -- training -------------------------------------------------------------------------
     def param_groups(self, model: nn.Module) -> list[dict]:
@@ -94,13 +117,38 @@ class Trainer:
                 {"params": [p for p in params if id(p) in emb],
                  "weight_decay": cfg.weight_decay + cfg.embedding_weight_decay}]
 
+    def _train_epoch(self, model: nn.Module, opt, train: CTRData, epoch: int, name: str) -> tuple[float, int]:
+        """One pass over the shuffled training data: (summed loss, rows seen)."""
+        cfg = self.config
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+                   total=train.num_batches(cfg.batch_size), disable=not cfg.progress,
+                   desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False)
+        for batch in bar:
+            loss = self.task.loss(model(batch), batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch}; "
+                                         "lower the learning rate or check the inputs for NaN")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * batch.size
+            seen += batch.size
+            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        return total, seen
+
     def fit(self, model: nn.Module, train: CTRData, val: CTRData, name: str = "model") -> FitResult:
         cfg = self.config
         if "label" not in train.arrays or "label" not in val.arrays:
             raise ValueError("fit needs a 'label' array in both train and validation data")
+        with _threads(cfg.num_threads):
+            return self._fit(model, train, val, name)
+
+    def _fit(self, model: nn.Module, train: CTRData, val: CTRData, name: str) -> FitResult:
+        cfg = self.config
         torch.manual_seed(cfg.seed)
         opt = torch.optim.Adam(self.param_groups(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loss_fn = nn.BCEWithLogitsLoss()
         ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         if ckpt:
             ckpt.mkdir(parents=True, exist_ok=True)
@@ -108,23 +156,8 @@ class Trainer:
         best_auc, best_state, since_best = -math.inf, None, 0
         t_start = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
-            model.train()
             t0 = time.perf_counter()
-            total, seen = 0.0, 0
-            bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
-                       total=train.num_batches(cfg.batch_size), disable=not cfg.progress,
-                       desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False)
-            for batch in bar:
-                loss = loss_fn(model(batch), batch.label)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch}; "
-                                             "lower the learning rate or check the inputs for NaN")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.item() * batch.size
-                seen += batch.size
-                bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            total, seen = self._train_epoch(model, opt, train, epoch, name)
             train_s = time.perf_counter() - t0
             val_m = self.evaluate(model, val)
             rec = {"epoch": epoch, "train_loss": total / max(seen, 1), "train_seconds": train_s,
@@ -143,6 +176,8 @@ class Trainer:
                             "history": result.history, "trainer": asdict(cfg)}, ckpt / "last.pt")
                 if improved:
                     torch.save(best_state, ckpt / "best.pt")
+            for callback in self.callbacks:
+                callback(rec, model)
             if since_best >= cfg.patience:
                 break
         if best_state is not None:

@@ -66,3 +66,38 @@ def test_embedding_weight_decay_only_on_embedding_tables():
         trainer.fit(model, train, val)
         norms.append(float(model.embedding.tables["item_id"].weight.detach().norm()))
     assert norms[1] < norms[0]
+
+
+class WeightedClicks:
+    """A task other than the default: clicks count twice in the loss (what a task swap is for)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def loss(self, logits, batch):
+        self.calls += 1
+        weight = 1.0 + batch.label
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, batch.label, weight=weight)
+
+    def metrics(self, labels, probs, groups=None):
+        from ctr_models.metrics import ctr_metrics
+
+        return ctr_metrics(labels, probs, groups)
+
+
+def test_task_and_epoch_callbacks_and_thread_count_is_restored():
+    inputs, train, val, _ = planted(n=2600)
+    seed_everything(0)
+    model = DIN(DINConfig(embed_dim=8, dnn_hidden=(16,), attention_hidden=(8,)), inputs)
+    seen, task = [], WeightedClicks()
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1  # differs from the process' count, so the check can fail
+    threads_in_fit = []
+    trainer = Trainer(TrainerConfig(epochs=2, batch_size=128, patience=5, progress=False, num_threads=wanted),
+                      task=task, callbacks=[lambda rec, m: seen.append((rec["epoch"], rec["val_auc"])),
+                                            lambda rec, m: threads_in_fit.append(torch.get_num_threads())])
+    assert torch.get_num_threads() == before  # building a Trainer changes nothing process-wide
+    fit = trainer.fit(model, train, val)
+    assert task.calls == 2 * train.num_batches(128)  # every training step went through the task
+    assert seen == [(r["epoch"], r["val_auc"]) for r in fit.history] and len(seen) == 2
+    assert threads_in_fit == [wanted, wanted] and torch.get_num_threads() == before  # set for fit only, then restored
