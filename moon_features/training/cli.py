@@ -18,13 +18,16 @@ def _entity_rows(args) -> pd.DataFrame:
 
 
 def _train(args) -> None:
-    from ctr_models.trainer import TrainerConfig
-
+    from .experiment import Experiment
     from .train import train_from_feast
 
-    cfg = TrainerConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    train_from_feast(args.repo, _entity_rows(args), args.out, model=args.model, use_moon=not args.no_moon,
-                     trainer_config=cfg, config_file=args.config)
+    exp = Experiment.load(args.experiment) if args.experiment else Experiment()
+    if args.model:
+        exp = Experiment(args.model, exp.use_moon, exp.model_config if args.model == exp.model else {}, exp.trainer)
+    cfg = exp.trainer_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    train_from_feast(args.repo, _entity_rows(args), args.out, model=exp.model,
+                     use_moon=exp.use_moon and not args.no_moon, trainer_config=cfg,
+                     model_overrides=exp.model_config, config_file=args.config)
 
 
 def _evaluate(args) -> None:
@@ -45,13 +48,16 @@ def _rows_arguments(p) -> None:
 def add_training_commands(sub) -> None:
     p = sub.add_parser("train", help="train a CTR model on point-in-time features from the repo")
     _rows_arguments(p)
-    p.add_argument("--model", choices=model_names(), default="din")
+    p.add_argument("--experiment", default=None,
+                   help="YAML recipe: model, use_moon, model_config, trainer (see experiments/*.yaml)")
+    p.add_argument("--model", choices=model_names(), default=None, help="default: the experiment's, else din")
     p.add_argument("--no-moon", action="store_true", help="ID features only (the baseline)")
     p.add_argument("--out", required=True, help="artifact folder")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    # None = the experiment's value, else TrainerConfig's default
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="AUC / GAUC / logloss of a saved model on entity rows")
