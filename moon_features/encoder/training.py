@@ -11,7 +11,6 @@ the checkpoint of epoch e continues exactly as the uninterrupted run would have.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -284,8 +283,3 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
     print(f"trained encoder ({preset.name}): {n1} pretrain + {n2} post-train epochs on {len(items)} items, "
           f"{len(pairs)} pairs in {summary['train_seconds']} s -> {model_dir}")
     return model_dir
-
-
-def training_summary(model_dir: str | Path) -> dict:
-    p = Path(model_dir) / "training.json"
-    return json.loads(p.read_text()) if p.exists() else {}

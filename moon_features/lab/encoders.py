@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..encoder.checkpoint import TRAINER_STATE, load_trainer_state
 from ..encoder.pairs import co_engagement_pairs, symmetric
@@ -125,7 +124,3 @@ def negatives_per_query(schedule, queue_size: int) -> int:
     """Negatives each stage-2 query is scored against at a full queue: the other positives of the
     batch, the batch's same-category hard negatives, and the memory queue."""
     return (schedule.batch_size - 1) + schedule.hard_negatives * schedule.batch_size + queue_size
-
-
-def examples_sequence(snaps: list[Snapshot]) -> np.ndarray:
-    return np.array([s.posttrain_examples for s in snaps])

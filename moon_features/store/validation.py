@@ -79,10 +79,3 @@ def check_finite(item_ids: np.ndarray, matrix: np.ndarray, dim: int, view: str =
             f"{view}: NaN or infinite values (or float64 values too large for float32) in the "
             f"embeddings of items {_name(bad)}", bad)
     return narrowed
-
-
-def check_unique(item_ids: np.ndarray, view: str = "embedding view") -> None:
-    ids, counts = np.unique(np.asarray(item_ids), return_counts=True)
-    if (counts > 1).any():
-        dup = ids[counts > 1]
-        raise EmbeddingValidationError(f"{view}: items {_name(dup)} appear more than once in one write", dup)
