@@ -3,8 +3,9 @@
 One Parquet source of N embeddings (default 100,000, d = 128) is written into the real Redis
 three times, each into its own Feast project (keys deleted at the end):
 
-  stock:   type: redis,  store.materialize(feature_views=[view])       (Feast's local engine)
-  ours:    type: redis,  materialize_embeddings(store, version)         (moon-features materialize-embeddings)
+  stock:   stock_redis_config: type: redis + batch_engine: local, store.materialize(feature_views=[view])
+           (the store and engine classes Feast builds are asserted before timing)
+  ours:    the plugin config, materialize_embeddings(store, version)  (moon-features materialize-embeddings)
   plugin:  MoonRedisOnlineStore + MoonComputeEngine, store.materialize (what `feast materialize` runs
            once feature_store.yaml names the plugin)
 
@@ -29,10 +30,21 @@ import pyarrow.parquet as pq
 from moon_features.spec import EMBEDDING_FIELD, embedding_view_name
 from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.fixtures import build_repo, delete_project_keys, project_snapshot, unique_project
-from moon_features.store.online_store import moon_redis_config
-from moon_features.store.repo import DATA_DIR, apply_repo, plugin_redis_config
+from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
+                                         plugin_redis_config, stock_redis_config)
+from moon_features.store.repo import DATA_DIR, apply_repo
 
 START = pd.Timestamp("1970-01-02", tz="UTC")
+
+
+def class_path(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def assert_classes(store, online_store: str, engine: str) -> None:
+    """The baseline is what it says: check the store and engine classes Feast actually built."""
+    got = (class_path(store.provider.online_store), class_path(store.provider.batch_engine))
+    assert got == (online_store, engine), f"expected {(online_store, engine)}, Feast built {got}"
 
 
 def main() -> None:
@@ -57,8 +69,9 @@ def main() -> None:
         project = unique_project(f"mf_bench_{kind}")
         projects[kind] = project
         config = repo / f"feature_store.{kind}.yaml"
-        text = (moon_redis_config(project, args.redis, registry=f"data/registry_{kind}.db") if kind == "plugin"
-                else plugin_redis_config(project, args.redis).replace("registry_redis.db", f"registry_{kind}.db"))
+        registry = f"{DATA_DIR}/registry_{kind}.db"
+        text = (stock_redis_config(project, args.redis, registry=registry) if kind == "stock"
+                else plugin_redis_config(project, args.redis, registry=registry))
         config.write_text(text)
         return apply_repo(repo, config)
 
@@ -66,6 +79,7 @@ def main() -> None:
     try:
         end = pd.Timestamp.now(tz="UTC")
         stock = open_project("stock")
+        assert_classes(stock, STOCK_STORE_CLASS, STOCK_ENGINE_CLASS)  # stock Feast: type redis, local engine
         t = time.perf_counter()
         stock.materialize(start_date=START, end_date=end, feature_views=[view])
         figures["stock_s"] = time.perf_counter() - t
@@ -77,6 +91,7 @@ def main() -> None:
 
         if not args.skip_plugin:
             plugin = open_project("plugin")
+            assert_classes(plugin, STORE_TYPE, ENGINE_TYPE)
             t = time.perf_counter()
             plugin.materialize(start_date=START, end_date=end, feature_views=[view])
             figures["plugin_s"] = time.perf_counter() - t
