@@ -2,6 +2,8 @@
 Ray Data equals the local job's output."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -46,3 +48,69 @@ def test_ray_embed_equals_local(local_ray, shop, encoder, tmp_path):
     assert ea.shape == eb.shape == (len(a), 16)
     assert np.abs(ea - eb).max() <= 1e-5
     assert np.abs(ea).max() > 0.05  # real vectors, not zeros
+
+
+RAY_YAML = Path(__file__).resolve().parents[1] / "feature_repo" / "feature_store.ray.yaml"
+
+
+@pytest.fixture(scope="module")
+def ray_repo(local_ray, tmp_path_factory):
+    """One repo, registered twice: the default (DuckDB + local engine) and feature_store.ray.yaml."""
+    from moon_features.store.fixtures import build_repo
+    from moon_features.store.repo import apply_repo
+
+    repo, spec = build_repo(tmp_path_factory.mktemp("ray_repo"), online="sqlite", n_items=60, dim=16, max_len=10)
+    project = apply_repo(repo).config.project
+    (repo / "ray.yaml").write_text(RAY_YAML.read_text().replace("project: moon_features", f"project: {project}"))
+    return repo, spec
+
+
+def _entity_rows(repo, n=300):
+    import pandas as pd
+
+    rows = pd.read_parquet(repo.parent / "shop" / "interactions.parquet")
+    return rows[["user_id", "item_id", "event_timestamp", "label"]].sample(n=n, random_state=0)
+
+
+def test_ray_offline_store_refuses_sub_second_sequences(ray_repo):
+    from moon_features.store.repo import apply_repo
+    from moon_features.training.ray_retrieval import RayPointInTimeError
+    from moon_features.training.retrieval import training_data
+
+    repo, spec = ray_repo
+    with pytest.raises(RayPointInTimeError, match="floors timestamps to seconds"):
+        training_data(apply_repo(repo, repo / "ray.yaml"), spec, _entity_rows(repo))
+
+
+def test_ray_training_set_and_materialize_equal_default(ray_repo):
+    import pandas as pd
+
+    from moon_features.spec import SEQUENCE_VIEW
+    from moon_features.store.definitions import source_path
+    from moon_features.store.repo import DATA_DIR, apply_repo, materialize_all
+    from moon_features.training.retrieval import training_data
+
+    repo, spec = ray_repo
+    # Sequences at whole seconds, one row per user and second: the join is then defined the same
+    # way for both stores (the Ray store floors timestamps to seconds).
+    path = source_path(repo / DATA_DIR, SEQUENCE_VIEW)
+    seq = pd.read_parquet(path)
+    seq["event_timestamp"] = seq["event_timestamp"].dt.floor("s")
+    seq.drop_duplicates(["user_id", "event_timestamp"], keep="last").to_parquet(path, index=False)
+    default, on_ray = apply_repo(repo), apply_repo(repo, repo / "ray.yaml")
+    rows = _entity_rows(repo)
+    a, b = training_data(default, spec, rows), training_data(on_ray, spec, rows)
+    assert set(a.arrays) == set(b.arrays) and "hist_item_id" in a.arrays
+    for name in a.arrays:
+        assert np.array_equal(a.arrays[name], b.arrays[name]), name
+    assert (a.arrays["hist_len"] > 0).mean() > 0.5  # sequences really joined
+    # feast materialize: the local engine and the Ray compute engine fill equal online stores.
+    for store in (default, on_ray):
+        materialize_all(store)
+    users = [{"user_id": int(u)} for u in rows["user_id"].unique()]
+    items = [{"item_id": int(i)} for i in rows["item_id"].unique()]
+    for entity_rows, refs in ((users, [f"{SEQUENCE_VIEW}:hist_item_ids", "user_profile:age_bucket"]),
+                              (items, ["item_profile:brand", "item_moon_embedding_v1:embedding"])):
+        got = [s.get_online_features(features=refs, entity_rows=entity_rows).to_dict() for s in (default, on_ray)]
+        assert got[0] == got[1]
+        assert sum(v is not None for v in got[0][refs[0].split(":")[1]]) > len(entity_rows) // 2
