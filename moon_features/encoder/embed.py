@@ -114,7 +114,7 @@ def _write_source(out_path: Path, view: str, version: int, items, batches, progr
     nan_ids: list[int] = []
     n_text_only = pos = 0
     t0 = time.time()
-    writer = pq.ParquetWriter(tmp, SCHEMA)
+    writer = pq.ParquetWriter(tmp, SCHEMA, write_page_checksum=True)  # readers verify them (data.parquet_io)
     try:
         bar = tqdm(total=len(items), desc=f"embed {view}", unit="item", disable=not progress)
         for ids, emb, has_image, bad_images in batches:
