@@ -15,8 +15,10 @@ from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.errors import EmbeddingValidationError, OnlineStoreUnavailableError
 from moon_features.store.fixtures import (build_repo, delete_project_keys, embedding_table, project_snapshot,
                                           unique_project, unit_vectors, write_embedding_source)
+from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
+                                         stock_redis_config)
 from moon_features.store.online_store import moon_redis_config
-from moon_features.store.repo import DATA_DIR, apply_repo, plugin_redis_config
+from moon_features.store.repo import DATA_DIR, apply_repo
 
 REDIS = "127.0.0.1:6379"
 START = pd.Timestamp("1970-01-02", tz="UTC")
@@ -25,7 +27,14 @@ VIEW = "item_moon_embedding_v1"
 
 
 def stock_yaml(project, registry):
-    return plugin_redis_config(project, REDIS).replace("data/registry_redis.db", f"data/{registry}")
+    """Stock Feast: online_store type redis, Feast's local compute engine (no plugin class)."""
+    return stock_redis_config(project, REDIS, registry=f"data/{registry}")
+
+
+def classes(store) -> tuple[str, str]:
+    """The online store and batch engine classes Feast built for a store (what a baseline really ran)."""
+    return tuple(f"{type(o).__module__}.{type(o).__qualname__}"
+                 for o in (store.provider.online_store, store.provider.batch_engine))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +50,10 @@ def repo(tmp_path_factory):
         text = (moon_redis_config(project, REDIS, registry=f"data/registry_{project}.db") if kind == "plugin"
                 else stock_yaml(project, f"registry_{project}.db"))
         config.write_text(text)
-        return apply_repo(repo, config)
+        store = apply_repo(repo, config)
+        assert classes(store) == ((STORE_TYPE, ENGINE_TYPE) if kind == "plugin"
+                                  else (STOCK_STORE_CLASS, STOCK_ENGINE_CLASS))
+        return store
 
     yield repo, spec, open_project
     for p in projects:
@@ -51,10 +63,6 @@ def repo(tmp_path_factory):
 def source_vectors(repo):
     t = pq.read_table(repo / DATA_DIR / f"{VIEW}.parquet").to_pandas()
     return dict(zip(t["item_id"], t["embedding"]))
-
-
-def without_project(snapshot):
-    return snapshot
 
 
 def test_fast_write_equals_stock_bytes_and_stock_reads_it(repo):

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..spec import EmbeddingSpec, FeatureSpec, embedding_view_name
 from .definitions import source_path
+from .markers import redis_marker_key
 from .repo import DATA_DIR, SPEC_FILE, init_repo
 
 
@@ -102,15 +103,19 @@ entity_key_serialization_version: 3
 
 
 def project_snapshot(project: str, redis_url: str = "127.0.0.1:6379") -> dict[bytes, dict]:
-    """Every hash of a Feast project, keyed by entity key without the project suffix."""
+    """Every entity hash of a Feast project, keyed by entity key without the project suffix.
+
+    The plugin's materialization marker (store/markers.py: one hash named with the project, not
+    an entity key; stock Feast writes none) is left out: the snapshot is what Feast wrote."""
     import redis
 
     from .redis_connection import parse_connection_string
 
     nodes, params = parse_connection_string(redis_url)
     client = redis.Redis(host=nodes[0][0], port=nodes[0][1], **params)
-    suffix = project.encode()
-    out = {key[:-len(suffix)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + suffix, count=1000)}
+    suffix, marker = project.encode(), redis_marker_key(project)
+    out = {key[:-len(suffix)]: client.hgetall(key) for key in client.scan_iter(match=b"*" + suffix, count=1000)
+           if key != marker}
     client.close()
     return out
 
