@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .parquet_io import ParquetFileError, read_frame, write_table
 from .validate import DatasetError, validate_dataset
 
 ITEMS_FILE = "items.parquet"
@@ -76,10 +77,32 @@ def save_dataset(ds: Dataset, root: str | Path | None = None) -> Path:
         to_microseconds(table)
     root.mkdir(parents=True, exist_ok=True)
     (root / META_FILE).write_text(ds.meta.to_json())
-    ds.items.to_parquet(root / ITEMS_FILE, index=False)
-    ds.users.to_parquet(root / USERS_FILE, index=False)
-    ds.interactions.to_parquet(root / INTERACTIONS_FILE, index=False)
+    write_table(ds.items, root / ITEMS_FILE)
+    write_table(ds.users, root / USERS_FILE)
+    write_table(ds.interactions, root / INTERACTIONS_FILE)
     return root
+
+
+def read_meta(root: Path) -> DatasetMeta:
+    """dataset.json as DatasetMeta; DatasetError naming the problem when it is malformed."""
+    path = root / META_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{path} is not valid JSON ({str(e)[:120]}); see docs/data.md for its fields") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    known = set(DatasetMeta.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown or "name" not in data:
+        raise DatasetError(f"{path}: unknown field(s) {unknown[:10]} or no 'name'; fields are {sorted(known)}")
+    for key in known - {"name", "sequence_attribute"}:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise DatasetError(f"{path}: {key} must be a list of column names")
+    if not isinstance(data["name"], str) or not isinstance(data.get("sequence_attribute") or "", str):
+        raise DatasetError(f"{path}: name and sequence_attribute must be strings")
+    return DatasetMeta(**data)
 
 
 def load_dataset(root: str | Path, validate: bool = True) -> Dataset:
@@ -89,14 +112,20 @@ def load_dataset(root: str | Path, validate: bool = True) -> Dataset:
     if missing:
         raise DatasetError(f"{root} is not a moon-features dataset: missing {', '.join(missing)}. "
                            "Create one with `moon-features data generate` or `data import-movielens`.")
-    meta = DatasetMeta(**json.loads((root / META_FILE).read_text()))
     ds = Dataset(
         root=root,
-        meta=meta,
-        items=pd.read_parquet(root / ITEMS_FILE),
-        users=pd.read_parquet(root / USERS_FILE),
-        interactions=pd.read_parquet(root / INTERACTIONS_FILE),
+        meta=read_meta(root),
+        items=_read(root / ITEMS_FILE),
+        users=_read(root / USERS_FILE),
+        interactions=_read(root / INTERACTIONS_FILE),
     )
     if validate:
         validate_dataset(ds, check_images=False)
     return ds
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        return read_frame(path)
+    except ParquetFileError as e:
+        raise DatasetError(str(e)) from None

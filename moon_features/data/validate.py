@@ -5,6 +5,7 @@ Missing images are allowed (the encoder falls back to text) and reported, not ra
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,6 +19,7 @@ USER_REQUIRED = ("user_id",)
 INTERACTION_REQUIRED = ("user_id", "item_id", "event_timestamp", "label")
 
 MAX_LISTED = 10  # how many offending ids an error message shows
+EARLIEST, LATEST = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
 
 
 class DatasetError(MoonFeaturesError, ValueError):
@@ -75,6 +77,32 @@ def _require_int_ids(df: pd.DataFrame, table: str, column: str) -> None:
         raise DatasetError(f"{table}.{column} must be positive (0 is the padding id); rows {_listed(bad.index)}")
 
 
+def _require_finite_numbers(df: pd.DataFrame, table: str, column: str, key: str) -> None:
+    """A dense feature is a real number: not text (a string price), not a bool, not NaN / inf."""
+    dtype = df[column].dtype
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        raise DatasetError(f"{table}.{column} is a dense feature and must be numbers, got dtype {dtype}; "
+                           f"convert it (e.g. pd.to_numeric) or list it as categorical in dataset.json")
+    values = df[column].astype("float64")
+    bad = df.index[~values.map(math.isfinite)]
+    if len(bad):
+        raise DatasetError(f"{table}.{column} is NaN or infinite for {key} {_listed(df.loc[bad, key])}")
+
+
+def _require_text(df: pd.DataFrame, table: str, column: str) -> None:
+    """Paths are text or missing (null)."""
+    bad = df.index[~df[column].map(lambda v: v is None or isinstance(v, str) or (isinstance(v, float) and v != v))]
+    if len(bad):
+        raise DatasetError(f"{table}.{column} must be text (or null) in rows {_listed(bad)}")
+
+
+def _require_sane_times(df: pd.DataFrame, table: str, column: str) -> None:
+    """Times Feast and DuckDB can hold (nanoseconds overflow in 2262): 1970 .. 2200."""
+    bad = df.index[(df[column] < EARLIEST) | (df[column] > LATEST)]
+    if len(bad):
+        raise DatasetError(f"{table}.{column} lies outside {EARLIEST.year}..{LATEST.year} in rows {_listed(bad)}")
+
+
 def check_image(path) -> str | None:
     """None if the file decodes as an image, else the reason it does not."""
     try:
@@ -99,8 +127,12 @@ def validate_dataset(ds, check_images: bool = True) -> ValidationReport:
     for col in ds.meta.user_categorical + ds.meta.user_dense:
         _require_columns(users, "users", [col])
 
+    if len(items) == 0:
+        raise DatasetError("items has no rows: a catalogue needs at least one item")
     _require_int_ids(items, "items", "item_id")
     _require_int_ids(users, "users", "user_id")
+    _require_int_ids(inter, "interactions", "item_id")
+    _require_int_ids(inter, "interactions", "user_id")
     _require_unique(items, "items", "item_id")
     _require_unique(users, "users", "user_id")
     _require_utc(items, "items", "first_seen")
@@ -119,10 +151,13 @@ def validate_dataset(ds, check_images: bool = True) -> ValidationReport:
     bad_labels = ~inter["label"].isin([0, 1])
     if bad_labels.any():
         raise DatasetError(f"interactions.label must be 0 or 1; rows {_listed(inter.index[bad_labels])}")
-    for col in ds.meta.item_dense:
-        nan = items.index[items[col].isna()]
-        if len(nan):
-            raise DatasetError(f"items.{col} is NaN for item_id {_listed(items.loc[nan, 'item_id'])}")
+    _require_text(items, "items", "image_path")
+    _require_sane_times(items, "items", "first_seen")
+    _require_sane_times(inter, "interactions", "event_timestamp")
+    for table, df, cols, key in (("items", items, ds.meta.item_dense, "item_id"),
+                                 ("users", users, ds.meta.user_dense, "user_id")):
+        for col in cols:
+            _require_finite_numbers(df, table, col, key)
 
     report = ValidationReport(len(items), len(users), len(inter))
     for item_id, image_path in zip(items["item_id"], items["image_path"]):

@@ -19,13 +19,24 @@ def _timestamp(text: str):
 
 def _materialize_embeddings(args) -> None:
     from .bulk_writer import materialize_embeddings
-    from .repo import open_store
 
-    store = open_store(Path(args.repo), args.config)
+    import pyarrow as pa
+
+    from .markers import mark_materialized
+    from .source_check import SourceCheckError, check_embedding_source
+
+    store = open_repo_store(args.repo, args.config)
     versions = args.version or _registered_versions(store)
+    paths = {version: check_embedding_source(store, version) for version in versions}  # all, before any write
     for version in versions:
-        materialize_embeddings(store, version, start_date=args.start, end_date=args.end, batch_size=args.batch_size,
-                               progress=not args.quiet, incremental=args.incremental)
+        try:
+            result = materialize_embeddings(store, version, start_date=args.start, end_date=args.end,
+                                            batch_size=args.batch_size, progress=not args.quiet,
+                                            incremental=args.incremental)
+        except (pa.ArrowException, OSError) as e:  # e.g. a file changed or damaged since the preflight
+            raise SourceCheckError(f"{paths[version]}: cannot be read ({type(e).__name__}: {str(e)[:200]}); "
+                                   "write it again with `moon-features encoder embed`") from None
+        mark_materialized(store, [result.view])
 
 
 def _materialize(args) -> None:
@@ -34,9 +45,8 @@ def _materialize(args) -> None:
     from datetime import datetime, timezone
 
     from .markers import MarkerStore
-    from .repo import open_store
 
-    store = open_store(Path(args.repo), args.config)
+    store = open_repo_store(args.repo, args.config)
     views = args.view or [fv.name for fv in store.list_feature_views()]
     markers = MarkerStore(store.config)
     try:
@@ -53,6 +63,25 @@ def _materialize(args) -> None:
         markers.close()
     print(f"materialized {len(full)} view(s) in full ({', '.join(full) or 'none'}) and {len(incremental)} "
           f"incrementally, up to {end.isoformat(timespec='seconds')}")
+
+
+def open_repo_store(repo: str, config: str | None):
+    """open_store with the mistakes a user can make named: no repo folder, no or a broken YAML."""
+    from .errors import RepoNotReadyError
+    from .repo import open_store
+
+    repo_dir = Path(repo)
+    yaml_file = Path(config) if config else repo_dir / "feature_store.yaml"
+    if not repo_dir.is_dir() or not yaml_file.is_file():
+        raise RepoNotReadyError(f"{yaml_file} does not exist: pass --repo (and --config) of a Feast repository "
+                                "built by `moon-features features build`")
+    import yaml
+
+    try:
+        return open_store(repo_dir, config)
+    except (ValueError, OSError, KeyError, TypeError, yaml.YAMLError) as e:  # Feast's config errors: pydantic ValueErrors
+        raise RepoNotReadyError(f"{yaml_file} is not a usable feature_store.yaml ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
 
 def _registered_versions(store) -> list[int]:

@@ -43,7 +43,7 @@ def write_embedding_source(data_dir: str | Path, version: int, item_ids, matrix,
     path = source_path(Path(data_dir), embedding_view_name(version))
     # Dictionary-encoding random floats only costs time: keep it for the id and version columns.
     pq.write_table(embedding_table(item_ids, matrix, timestamps, version), path, row_group_size=row_group_size,
-                   use_dictionary=["item_id", "encoder_version"])
+                   use_dictionary=["item_id", "encoder_version"], write_page_checksum=True)
     return path
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.layout import Dataset, to_microseconds
+from ..data.parquet_io import write_table
 from ..data.sequences import build_sequences
 from ..spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW, FeatureSpec
 from .definitions import source_path
@@ -46,7 +47,7 @@ def write_sources(ds: Dataset, spec: FeatureSpec, data_dir: str | Path) -> dict[
     paths = {}
     for view, table in tables.items():
         paths[view] = source_path(data_dir, view)
-        to_microseconds(table).to_parquet(paths[view], index=False)
+        write_table(to_microseconds(table), paths[view])  # with page checksums (data.parquet_io)
     return paths
 
 
