@@ -27,7 +27,8 @@ def _train(args) -> None:
     cfg = exp.trainer_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     train_from_feast(args.repo, _entity_rows(args), args.out, model=exp.model,
                      use_moon=exp.use_moon and not args.no_moon, trainer_config=cfg,
-                     model_overrides=exp.model_config, config_file=args.config)
+                     model_overrides=exp.model_config, config_file=args.config,
+                     engine=args.engine, workers=args.workers)
 
 
 def _evaluate(args) -> None:
@@ -58,6 +59,9 @@ def add_training_commands(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: Ray Train TorchTrainer, DDP (gloo) over --workers CPU workers (moon-features[ray])")
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers with --engine ray")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="AUC / GAUC / logloss of a saved model on entity rows")

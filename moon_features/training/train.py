@@ -54,7 +54,8 @@ def _metrics(trainer: Trainer, model, data: CTRData) -> dict:
 
 def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str | Path, model: str = "din",
                      use_moon: bool = True, trainer_config: TrainerConfig | None = None,
-                     model_overrides: dict | None = None, config_file: str | Path | None = None) -> TrainReport:
+                     model_overrides: dict | None = None, config_file: str | Path | None = None,
+                     engine: str = "local", workers: int = 2) -> TrainReport:
     """Retrieve point-in-time features, train with early stopping, save an artifact that records
     the feature spec, the feature service and the embedding version."""
     if model not in MODELS:
@@ -77,7 +78,12 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     cfg.checkpoint_dir = cfg.checkpoint_dir or str(out_dir / "checkpoints")
     trainer = Trainer(cfg)
     name = f"{model}{'+moon' if use_moon else ' ids'}"
-    fit = trainer.fit(net, train, val, name=name)
+    if engine == "ray":  # Ray Train TorchTrainer, DDP over `workers` CPU workers (ray_train.py)
+        from .ray_train import fit_on_ray
+
+        fit = fit_on_ray(net, train, val, cfg, workers, name, storage=out_dir / "ray")
+    else:
+        fit = trainer.fit(net, train, val, name=name)
 
     cold_items = set(train_rows["item_id"]) | set(val_rows["item_id"])
     cold = test.subset(np.flatnonzero(~test_rows["item_id"].isin(cold_items).to_numpy()))
