@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -81,4 +82,9 @@ def check_same_architecture(found: MoonEncoderConfig, expect: MoonEncoderConfig,
 
 
 def load_trainer_state(path: Path) -> dict:
-    return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint is data (tensors, numbers, strings, lists, dicts), never code to run
+    try:
+        return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise CheckpointMismatchError(f"{path / TRAINER_STATE} is not a plain-data trainer state ({str(e)[:200]}); "
+                                      "it was written by another program or is damaged: pass --no-resume") from None
