@@ -34,7 +34,8 @@ class DINConfig(ModelConfig):
     fuse_similarity: bool = True      # MUSE-style similarity bias on attention (only with use_moon)
     attention_hidden: tuple[int, ...] = (64, 16)  # as deepctr-torch
     attention_act: str = "dice"
-    attention_norm: str = "none"      # "none" (DIN paper) or "softmax"
+    attention_norm: str = "softmax"   # "softmax" (measured better, docs/ctr_models.md) or "none" (DIN paper)
+    interest_product: bool = True     # feed target * interest to the MLP (an explicit bilinear match)
     dnn_hidden: tuple[int, ...] = (200, 80)
     dnn_act: str = "dice"
     dropout: float = 0.0
@@ -60,7 +61,7 @@ class DIN(nn.Module):
         self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
         self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
         width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim  # target side
-                 + self.embedding.item_dim                                               # interest
+                 + self.embedding.item_dim * (2 if config.interest_product else 1)       # interest
                  + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
@@ -85,6 +86,10 @@ class DIN(nn.Module):
         if emb.moon is not None:
             parts.append(q[:, q.shape[1] - emb.moon_dim:])  # projected MOON of the target
         parts.append(interest)
+        if self.config.interest_product:
+            # An MLP learns a dot product poorly from concatenated inputs (Rendle et al., 2020);
+            # the elementwise product hands it "how well the target matches this user's interest".
+            parts.append(q * interest)
         if self.sim_hist is not None:
             parts.append(self.sim_hist(sim, mask))
         parts += [batch.dense[n].unsqueeze(1) for n in self.inputs.dense]

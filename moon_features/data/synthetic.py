@@ -94,7 +94,19 @@ def render_item_image(category: int, colour: str, pattern: str, rng: np.random.G
     return img.resize((size, size), Image.LANCZOS)
 
 
-def _make_items(n_items: int, rng: np.random.Generator, weeks: int) -> pd.DataFrame:
+def _colour_variants(n_items: int, share: float, seed: int) -> np.ndarray:
+    """product[i]: the item whose design item i shares (itself, or an earlier item it is a colour
+    variant of). Drawn from its own generator so that share=0 reproduces the older shop exactly."""
+    rng = np.random.default_rng([seed, 7])
+    product = np.arange(n_items)
+    for i in np.flatnonzero(rng.random(n_items) < share):
+        if i > 0:
+            product[i] = product[rng.integers(0, i)]
+    return product
+
+
+def _make_items(n_items: int, rng: np.random.Generator, weeks: int, variant_share: float,
+                seed: int) -> pd.DataFrame:
     n_brands = max(10, int(math.sqrt(n_items)))
     category = rng.integers(0, len(CATEGORIES), n_items)
     colour = rng.integers(0, len(COLOURS), n_items)
@@ -102,6 +114,11 @@ def _make_items(n_items: int, rng: np.random.Generator, weeks: int) -> pd.DataFr
     brand = rng.integers(0, n_brands, n_items)
     material = rng.integers(0, len(MATERIALS), n_items)
     adjective = rng.integers(0, len(ADJECTIVES), n_items)
+    # A colour variant copies its product's design (everything but the colour), as a fashion
+    # catalogue lists one product in several colours; same-product search is measured on it.
+    product = _colour_variants(n_items, variant_share, seed)
+    category, pattern, brand, material, adjective = (
+        a[product] for a in (category, pattern, brand, material, adjective))
     price = np.round(np.exp(rng.normal(3.0 + 0.15 * category, 0.5)), 2)
     # 40% of the catalogue exists from day one; the rest arrives during the log (new items).
     arrival_days = np.where(rng.random(n_items) < 0.4, 0.0, rng.uniform(0, weeks * 7 * 0.9, n_items))
@@ -121,6 +138,7 @@ def _make_items(n_items: int, rng: np.random.Generator, weeks: int) -> pd.DataFr
         # Visual attributes: kept for analysis and tests; not model features.
         "colour": [colour_names[c] for c in colour],
         "pattern": [PATTERNS[p] for p in pattern],
+        "product_id": product.astype(np.int64) + 1,
     })
 
 
@@ -177,16 +195,21 @@ def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per
         "item_id": items["item_id"].to_numpy()[item_idx],
         "event_timestamp": times.floor("s"),
         "label": label,
+        # The generator's own click logit: for analysis (the Bayes limit), never a model feature.
+        "click_logit": logit.astype(np.float32),
     })
 
 
 def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = None,
                   impressions_per_user: int = 40, weeks: int = 4, seed: int = 0,
-                  image_size: int = 64, progress: bool = True) -> Dataset:
-    """Write a synthetic shop in the canonical layout under `dst` and return it."""
+                  image_size: int = 64, variant_share: float = 0.3, progress: bool = True) -> Dataset:
+    """Write a synthetic shop in the canonical layout under `dst` and return it.
+
+    variant_share: the fraction of items that are another colour of an earlier item's product
+    (0 gives the shop of earlier releases, draw for draw)."""
     rng = np.random.default_rng(seed)
     n_users = n_users or max(50, n_items // 2)
-    items = _make_items(n_items, rng, weeks)
+    items = _make_items(n_items, rng, weeks, variant_share, seed)
     users, prefs = _make_users(n_users, rng)
     log = _make_log(items, prefs, impressions_per_user, weeks, rng)
 

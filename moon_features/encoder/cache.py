@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import FeaturizedItems, ItemFeaturizer, normalize_pixels
-from .modeling import ItemBatch, MoonItemEncoder
+from .modeling import ItemBatch, MoonItemEncoder, colour_histogram
 
 
 class CatalogueCache:
@@ -22,7 +22,10 @@ class CatalogueCache:
         self.row_of = {int(i): r for r, i in enumerate(items.item_ids)}
         views = [items.pixels] + ([] if augmented is None else list(augmented))
         self.views = torch.stack(views)  # (V, N, 3, S, S) uint8; view 0 is the clean image
-        self.image_raw = self.text_raw = None
+        self.image_raw = self.text_raw = self.colour_raw = None
+        if self.config.colour_bins:  # (V, N, bins^3): cheap, and the frozen-tower path has no pixels
+            self.colour_raw = torch.stack([colour_histogram(normalize_pixels(v, self.config), self.config)
+                                           for v in self.views])
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -85,11 +88,25 @@ class CatalogueCache:
             b.image_raw = self.image_raw[views, rows]
         else:
             b.pixel_values = normalize_pixels(self.views[views, rows], self.config)
+        if self.colour_raw is not None:
+            b.colour_raw = self.colour_raw[views, rows]
         if self.text_raw is not None:
             b.text_raw = self.text_raw[rows, :n_text]
         else:
             b.input_ids = f.input_ids[rows, :n_text]
         return b
+
+    @torch.no_grad()
+    def fit_output(self, model: MoonItemEncoder, batch_size: int = 256) -> None:
+        """Fit what `embed` serves (whitening, content projection) on every clean item."""
+        model.eval()
+        z, content = [], []
+        for i in range(0, len(self), batch_size):
+            b = self.batch(np.arange(i, min(i + batch_size, len(self))))
+            z.append(model(b, modes=("multimodal",)).multimodal)
+            if model.config.content_dims:
+                content.append(model.content_features(b, model.raw_tokens(b)))
+        model.output.fit(torch.cat(z), torch.cat(content) if content else None)
 
     @torch.no_grad()
     def embed_all(self, model: MoonItemEncoder, mode: str, dim: int, view: int = 0, batch_size: int = 256,

@@ -33,6 +33,12 @@ class MoonEncoderConfig(PretrainedConfig):
     plus a shared expert (MOON2.0's modality-balanced experts). Mean pooling over the tokens
     present gives one vector; a Matryoshka head maps it to ``max(embedding_dims)`` and every
     prefix in ``embedding_dims`` is a usable, separately L2-normalised embedding.
+
+    ``colour_bins`` > 0 adds a colour token: the image's joint RGB histogram (``colour_bins``
+    per channel), which ImageNet CNNs -- trained colour-invariant -- encode poorly, and which is
+    most of what a shopper sees. ``whiten_output`` and ``content_dims`` shape what `embed`
+    serves (a whitened trained vector beside a fixed projection of the frozen towers' features;
+    see encoder/output.py): a served dimension is a trained prefix plus ``content_dims``.
     """
 
     model_type = "moon_item_encoder"
@@ -65,6 +71,9 @@ class MoonEncoderConfig(PretrainedConfig):
         max_attribute_tokens: int = 4,
         embedding_dims: tuple[int, ...] | list[int] = (32, 64, 128),
         tower_skip: bool = False,
+        colour_bins: int = 0,
+        whiten_output: bool = False,
+        content_dims: int = 0,
         text_columns: tuple[str, ...] | list[str] = ("title",),
         init_temperature: float = 0.07,
         behaviour_temperature: float = 0.07,
@@ -124,6 +133,14 @@ class MoonEncoderConfig(PretrainedConfig):
         self.max_attribute_tokens = max_attribute_tokens
         self.embedding_dims = dims
         self.tower_skip = bool(tower_skip)
+        if colour_bins < 0 or colour_bins > 16:
+            raise EncoderError(f"colour_bins must be 0 (off) .. 16 per channel, got {colour_bins}")
+        self.colour_bins = int(colour_bins)
+        self.whiten_output = bool(whiten_output)
+        if content_dims and not (freeze_image_tower and freeze_text_tower):
+            raise EncoderError("content_dims > 0 projects the frozen towers' features: set freeze_image_tower "
+                               "and freeze_text_tower (or content_dims=0)")
+        self.content_dims = int(content_dims)
         self.text_columns = list(text_columns) or ["title"]
         self.init_temperature = init_temperature
         self.behaviour_temperature = behaviour_temperature
@@ -132,14 +149,20 @@ class MoonEncoderConfig(PretrainedConfig):
 
     @property
     def max_dim(self) -> int:
+        """Size of the trained head (its largest Matryoshka prefix)."""
         return self.embedding_dims[-1]
 
+    @property
+    def served_dims(self) -> list[int]:
+        """Sizes `embed` can serve: each trained prefix plus the content part."""
+        return [d + self.content_dims for d in self.embedding_dims]
+
     def check_dim(self, dim: int | None) -> int:
-        """The dimension to serve: `dim`, or the largest head when None."""
+        """The dimension to serve: `dim`, or the largest when None."""
         if dim is None:
-            return self.max_dim
-        if int(dim) not in self.embedding_dims:
-            raise UnsupportedDimensionError(int(dim), self.embedding_dims)
+            return self.served_dims[-1]
+        if int(dim) not in self.served_dims:
+            raise UnsupportedDimensionError(int(dim), self.served_dims)
         return int(dim)
 
     def architecture_signature(self) -> dict:
@@ -148,7 +171,8 @@ class MoonEncoderConfig(PretrainedConfig):
         keys = ("image_tower", "image_size", "patch_size", "image_layers", "text_tower",
                 "text_hidden_size", "text_layers", "text_heads", "max_text_length", "vocab_size",
                 "hidden_size", "num_heads", "fusion_layers", "ffn_multiplier", "attribute_vocab",
-                "max_attribute_tokens", "embedding_dims", "tower_skip", "text_columns")
+                "max_attribute_tokens", "embedding_dims", "tower_skip", "text_columns", "colour_bins",
+                "whiten_output", "content_dims")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -173,6 +197,7 @@ class TrainSchedule:
     pair_max_gap_s: float = 86400.0  # ... positively rated items of the same user within this gap
     max_pairs_per_epoch: int = 20000
     augment_views: int = 2           # augmented copies per image for robustness (cached)
+    view_weight: float = 0.0         # stage 1: weight of image view <-> other image view
     num_threads: int = 1            # 2 threads on 2 shared cores thrash under load; 1 is steadier
 
     def to_dict(self) -> dict:
@@ -187,12 +212,16 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # From scratch, tiny: the demo must finish in ~2 minutes on 2 cores.
-    "demo": Preset("demo", dict(image_tower="vit", image_size=48, patch_size=8, image_layers=1,
-                                text_tower="bert", text_hidden_size=64, text_layers=1, text_heads=2,
-                                hidden_size=64, num_heads=2, fusion_layers=1, max_text_length=16,
-                                dropout=0.0, embedding_dims=[16, 32, 64]),
-                   TrainSchedule(pretrain_epochs=2, posttrain_epochs=2, batch_size=64,
+    # Frozen pretrained towers (outputs cached once), a colour token, a small trainable fusion;
+    # served: 32 whitened content dims from the towers beside the whitened trained vector. The
+    # demo must finish in ~2 minutes on 2 cores. docs/encoder.md "Where the signal was lost"
+    # has the measurements that chose it (the from-scratch ViT it replaces lost colour).
+    "demo": Preset("demo", dict(image_tower="efficientnet_lite0", image_size=64, text_tower="minilm",
+                                freeze_image_tower=True, freeze_text_tower=True, tower_skip=True,
+                                hidden_size=128, num_heads=4, fusion_layers=1, max_text_length=16,
+                                dropout=0.0, embedding_dims=[16, 32, 64], colour_bins=4,
+                                whiten_output=True, content_dims=32),
+                   TrainSchedule(pretrain_epochs=2, posttrain_epochs=2, batch_size=64, view_weight=1.0,
                                  queue_size=256, augment_views=1, max_pairs_per_epoch=4000)),
     # Pretrained towers frozen (outputs cached), trainable fusion: the MovieLens benchmark preset.
     # Tower skips keep MiniLM / EfficientNet knowledge in the embedding; the text tower reads
@@ -202,7 +231,8 @@ PRESETS: dict[str, Preset] = {
                                   text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
                                   hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
                                   dropout=0.0, embedding_dims=[32, 64, 128], tower_skip=True,
-                                  text_columns=["title", "release_year", "genres"]),
+                                  text_columns=["title", "release_year", "genres"], colour_bins=4,
+                                  whiten_output=True, content_dims=32),
                     # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
                     # one stage-2 pass over 16,384 distinct pairs at lr 5e-4: measured (docs/benchmarks.md),
                     # repeating fewer pairs memorises training-period pairs, 32,768 gained nothing more

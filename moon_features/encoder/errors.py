@@ -11,9 +11,9 @@ class EncoderError(MoonFeaturesError):
 class UnsupportedDimensionError(EncoderError, ValueError):
     def __init__(self, dim: int, supported: list[int]):
         super().__init__(
-            f"embedding dimension {dim} is not served by this encoder; it has Matryoshka heads for "
-            f"{sorted(supported)}. Pass one of those with --dim, or train an encoder whose "
-            f"`embedding_dims` includes {dim}.")
+            f"embedding dimension {dim} is not served by this encoder; it serves {sorted(supported)} "
+            f"(its Matryoshka heads plus its content part). Pass one of those with --dim, or train an "
+            f"encoder whose `embedding_dims` (+ `content_dims`) gives {dim}.")
         self.dim, self.supported = dim, list(supported)
 
 

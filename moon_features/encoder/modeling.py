@@ -12,7 +12,7 @@ outputs of frozen pretrained towers once per run instead of recomputing them eve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import MoonEncoderConfig
 from .efficientnet_lite import HEAD_CHANNELS, EfficientNetLite0
+from .output import EmbeddingOutput
 
 IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
 MODES = ("multimodal", "image", "text")
@@ -36,6 +37,7 @@ class ItemBatch:
     has_image      (B,) bool: False -> image tokens are masked out (text-only embedding)
     input_ids      (B, L) long; attention_mask (B, L) long   text_raw (B, L, C_txt)
     attribute_ids  (B, A) long, 0 = padding
+    colour_raw     (B, bins^3) colour histogram (cached); computed from pixel_values when None
     """
 
     has_image: torch.Tensor
@@ -45,6 +47,7 @@ class ItemBatch:
     image_raw: torch.Tensor | None = None
     input_ids: torch.Tensor | None = None
     text_raw: torch.Tensor | None = None
+    colour_raw: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.has_image.shape[0]
@@ -62,6 +65,18 @@ class MoonEncoderOutput(ModelOutput):
 def normalize_dim(z: torch.Tensor, dim: int) -> torch.Tensor:
     """The Matryoshka embedding of size `dim`: the first `dim` coordinates, L2-normalised."""
     return F.normalize(z[..., :dim], dim=-1)
+
+
+def colour_histogram(pixel_values: torch.Tensor, config: MoonEncoderConfig) -> torch.Tensor:
+    """(B, 3, S, S) normalised pixels -> (B, bins^3) joint RGB histogram, fractions of the image."""
+    bins = config.colour_bins
+    mean = torch.tensor(config.image_mean, dtype=pixel_values.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(config.image_std, dtype=pixel_values.dtype).view(1, 3, 1, 1)
+    level = ((pixel_values * std + mean).clamp(0.0, 1.0 - 1e-6) * bins).long()
+    joint = (level[:, 0] * bins + level[:, 1]) * bins + level[:, 2]
+    hist = torch.zeros(pixel_values.shape[0], bins ** 3, dtype=torch.float32)
+    hist.scatter_add_(1, joint.flatten(1), torch.ones(joint.flatten(1).shape))
+    return hist / joint[0].numel()
 
 
 class ViTPatchTower(nn.Module):
@@ -234,6 +249,12 @@ class MoonItemEncoder(MoonPreTrainedModel):
         # pooled vector, so what the towers know reaches the embedding however the fusion moves.
         self.image_skip = nn.Linear(self.image_tower.out_channels, h) if config.tower_skip else None
         self.text_skip = nn.Linear(self.text_tower.out_channels, h) if config.tower_skip else None
+        n_colours = config.colour_bins ** 3
+        self.colour_proj = nn.Linear(n_colours, h) if n_colours else None
+        self.colour_skip = nn.Linear(n_colours, h) if n_colours and config.tower_skip else None
+        blocks = [self.image_tower.out_channels] + ([n_colours] if n_colours else []) + [self.text_tower.out_channels]
+        self.output = EmbeddingOutput(config.max_dim, config.whiten_output, blocks if config.content_dims else [],
+                                      config.content_dims)
         self.head = nn.Linear(h, config.max_dim)  # Matryoshka: every prefix is an embedding
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
         # Stage 2 has its own learnable temperature: image<->own-title matching is nearly
@@ -256,11 +277,21 @@ class MoonItemEncoder(MoonPreTrainedModel):
             batch.input_ids, batch.attention_mask)
         return img_raw, txt_raw
 
+    def colour_raw(self, batch: ItemBatch) -> torch.Tensor | None:
+        if self.colour_proj is None:
+            return None
+        if batch.colour_raw is not None:
+            return batch.colour_raw.to(self.colour_proj.weight.dtype)
+        return colour_histogram(batch.pixel_values, self.config)
+
     def modality_tokens(self, batch: ItemBatch, raw: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Project every modality to `hidden_size` tokens plus their padding masks (True = pad)."""
         img_raw, txt_raw = raw if raw is not None else self.raw_tokens(batch)
         img = self.image_proj(img_raw.to(self.image_proj.weight.dtype))
         img = img + self.image_position[:, : img.shape[1]]
+        colour = self.colour_raw(batch)
+        if colour is not None:  # one more image token: the colour histogram
+            img = torch.cat([img, self.colour_proj(colour).unsqueeze(1)], dim=1)
         txt = self.text_proj(txt_raw.to(self.text_proj.weight.dtype))
         att = self.attribute_embedding(batch.attribute_ids)
         img_pad = (~batch.has_image.bool())[:, None].expand(-1, img.shape[1])
@@ -273,6 +304,8 @@ class MoonItemEncoder(MoonPreTrainedModel):
         if self.image_skip is None:
             return None
         img = self.image_skip(img_raw.to(self.image_skip.weight.dtype).mean(1))
+        if self.colour_skip is not None:
+            img = img + self.colour_skip(self.colour_raw(batch))
         m = batch.attention_mask.unsqueeze(-1).to(self.text_skip.weight.dtype)
         txt = self.text_skip((txt_raw.to(m.dtype) * m).sum(1) / m.sum(1).clamp(min=1.0))
         return img, txt
@@ -322,8 +355,26 @@ class MoonItemEncoder(MoonPreTrainedModel):
         """L2-normalised embeddings of size `dim` (default: the largest head)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        dim = self.config.check_dim(dim)
-        return normalize_dim(getattr(self(batch, modes=(mode,)), mode), dim)
+        served = self.config.check_dim(dim)
+        raw = self.raw_tokens(batch)  # once, for the fusion and the content part
+        batch = replace(batch, image_raw=raw[0], text_raw=raw[1])
+        z = getattr(self(batch, modes=(mode,)), mode)
+        content = self.content_features(batch, raw, mode) if self.config.content_dims else None
+        return self.output(z, content, served - self.config.content_dims)
+
+    def content_features(self, batch: ItemBatch, raw, mode: str = "multimodal") -> torch.Tensor:
+        """The frozen towers' view of each item: pooled image features, colour histogram and mean
+        title embedding, each L2-normalised; a block the query mode does not have is zero."""
+        img_raw, txt_raw = raw
+        has = batch.has_image.float().unsqueeze(-1) * (mode != "text")
+        parts = [F.normalize(img_raw.float().mean(1), dim=-1) * has]
+        colour = self.colour_raw(batch)
+        if colour is not None:
+            parts.append(F.normalize(colour.float(), dim=-1) * has)
+        m = batch.attention_mask.unsqueeze(-1).float()
+        text = F.normalize((txt_raw.float() * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
+        parts.append(text * (mode != "image"))
+        return torch.cat(parts, dim=-1)
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod

@@ -108,6 +108,12 @@ def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc
         loss = (alignment_loss(out.image, out.text, ids, model.logit_scale, dims)
                 + alignment_loss(out.image, out.multimodal, ids, model.logit_scale, dims)
                 + alignment_loss(out.text, out.multimodal, ids, model.logit_scale, dims)) / 3
+        if schedule.view_weight > 0 and cache.n_views > 1:
+            # image <-> another view of the same image: instance discrimination keeps everything
+            # that tells products apart under re-uploads (colour, pattern, shape), not just what
+            # the titles happen to mention.
+            other = model(cache.batch(r, (views + 1) % cache.n_views), modes=("image",)).image
+            loss = loss + schedule.view_weight * alignment_loss(out.image, other, ids, model.logit_scale, dims)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
@@ -272,6 +278,8 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
             print(f"stopped after epoch {epoch + 1}/{n1 + n2}; resume with the same arguments -> {ckpt}")
             return ckpt
 
+    if config.whiten_output or config.content_dims:
+        cache.fit_output(model)
     summary = {"preset": preset.name, "seed": seed, "schedule": schedule.to_dict(), "dataset": dataset.meta.name,
                "items": len(items), "items_with_image": int(feats.has_image.sum()),
                "bad_images": {str(k): v for k, v in feats.bad_images.items()},
