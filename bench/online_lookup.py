@@ -1,8 +1,9 @@
 """Online lookup latency: moon-features OnlineReader vs stock Feast get_online_features, same run.
 
-Builds a temporary repo on the real Redis (own project name, keys deleted at the end), writes
-it with *stock* `feast materialize`, then times, for each embedding dimension d and candidate
-count n, interleaved:
+Builds a temporary repo on the real Redis (own project name, keys deleted at the end) whose
+feature_store.yaml is stock Feast (`stock_redis_config`: online_store type redis, Feast's local
+compute engine; the store and engine classes Feast built are asserted), writes it with stock
+`feast materialize`, then times, for each embedding dimension d and candidate count n, interleaved:
 
   stock:  store.get_online_features(embedding + user profile + sequence, one row per candidate
           {user_id, item_id}).to_dict()
@@ -31,8 +32,11 @@ import pandas as pd
 from moon_features.spec import EMBEDDING_FIELD, SEQUENCE_VIEW, USER_PROFILE_VIEW, embedding_view_name
 from moon_features.store.fixtures import build_repo, delete_project_keys, unit_vectors, unique_project, \
     write_embedding_source
+from moon_features.store.configs import CONFIG_FILE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, stock_redis_config
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.repo import DATA_DIR, apply_repo
+
+from materialize import assert_classes  # bench/ is this script's folder
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -97,6 +101,7 @@ def main() -> None:
     project = unique_project("mf_bench")
     repo, spec = build_repo(tmp, online="redis", project=project, redis_connection=args.redis,
                             n_items=args.items, dim=args.dims[0], version=1)
+    (repo / CONFIG_FILE).write_text(stock_redis_config(project, args.redis))  # the baseline is stock Feast
     ds_items = pd.read_parquet(tmp / "shop" / "items.parquet")
     ids = ds_items["item_id"].to_numpy(np.int64)
     for v, d in enumerate(args.dims[1:], start=2):  # one embedding view per dimension
@@ -104,6 +109,7 @@ def main() -> None:
     results = []
     try:
         store = apply_repo(repo)
+        assert_classes(store, STOCK_STORE_CLASS, STOCK_ENGINE_CLASS)
         t = time.perf_counter()
         store.materialize(start_date=pd.Timestamp("1970-01-02", tz="UTC"), end_date=pd.Timestamp.now(tz="UTC"))
         print(f"stock feast materialize of the repo: {time.perf_counter() - t:.1f} s")
