@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from bad_http_cases import CASES
 from moon_features.serving.app import create_app
 from moon_features.serving.fixture import build_serving_setup, users_with_history
 from moon_features.serving.live import HungRedis, LiveServer, PrivateRedis
@@ -224,6 +225,22 @@ def test_hung_redis_gives_503_and_in_flight_is_bounded(setup, tmp_path):
         hung.close()
 
 
+# --- 9. the bad-input suite (93 cases: tests/bad_http_cases.py) -------------------------------
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_http_input_is_never_a_500_nor_echoed(apps, caplog, case):
+    _, method, path, body = case
+    app = apps["redis"]
+    client = TestClient(app, raise_server_exceptions=False)
+    caplog.set_level(logging.INFO)
+    before = current_sequence(app.state.scorer.store, 5)
+    r = client.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code in (404, 405, 413, 422), (r.status_code, r.text[:300])
+    echo = "P4D-" * 20  # a location may name a key the client sent, cut to 64 characters: never more
+    assert len(r.content) < 4096 and "Traceback" not in r.text and echo not in r.text
+    assert not any("P4D-P4D-" in rec.getMessage() or "Traceback" in rec.getMessage() for rec in caplog.records)
+    assert current_sequence(app.state.scorer.store, 5) == before  # nothing was stored
+
+
 # --- 4. wiped store (runs last: it flushes the module's Redis, then refills it) --------------
 def test_wiped_store_is_503_and_one_command_refills_it(setup, apps, capsys):
     from moon_features.cli import main as moon_cli
@@ -248,3 +265,20 @@ def test_wiped_store_is_503_and_one_command_refills_it(setup, apps, capsys):
     assert set(MarkerStore(apps["redis"].state.scorer.store.config).read()) >= set(apps["redis"].state.health.views)
     time.sleep(1.1)  # past /score's cached health
     assert client.post("/score", json={"user_id": user, "candidate_item_ids": [1]}).json()["user_found"] is True
+
+
+def test_shipped_redis_yaml_has_timeouts_and_the_service_sets_its_own(monkeypatch):
+    from pathlib import Path
+
+    from moon_features.serving.app import with_store_timeouts
+    from moon_features.store.redis_connection import parse_connection_string
+
+    repo = Path(__file__).resolve().parents[1] / "feature_repo"
+    monkeypatch.setenv("MOON_REDIS_URL", "127.0.0.1:6379,db=3")
+    store = open_store(repo, repo / "feature_store.redis.yaml")
+    nodes, params = parse_connection_string(store.config.online_store.connection_string)
+    assert nodes == [("127.0.0.1", 6379)] and params["db"] == 3
+    assert 0 < params["socket_timeout"] <= 2 and 0 < params["socket_connect_timeout"] <= 1
+    with_store_timeouts(store, 0.25)
+    nodes, params = parse_connection_string(store.config.online_store.connection_string)
+    assert (params["socket_timeout"], params["socket_connect_timeout"], params["db"]) == (0.25, 0.25, 3)

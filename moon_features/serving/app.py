@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -41,20 +42,20 @@ def _scorer_from_settings(settings: ServingSettings) -> CTRScorer:
     settings.require_paths()
     store = open_store(settings.repo, settings.feature_store_yaml)
     with_store_timeouts(store, settings.store_timeout_s)
-    return CTRScorer(store, settings.model_dir, torch_threads=settings.torch_threads)
+    return CTRScorer(store, settings.model_dir, torch_threads=settings.torch_threads, backend=settings.backend)
 
 
 def with_store_timeouts(store, seconds: float) -> None:
-    """Serving's Redis timeouts, unless the connection string sets its own: every connection the
-    service opens (reader, markers, event appends) gives up after `seconds` (a hung Redis -> 503)."""
+    """Serving's Redis timeouts replace the connection string's (feature_store.redis.yaml's suit
+    materialization): every connection the service opens (reader, markers, event appends) gives
+    up after `seconds`, twice at most (one retry), so a hung Redis is a 503 within ~2 x seconds."""
     online = store.config.online_store
     text = getattr(online, "connection_string", None)
     if text is None:
         return
-    for name in ("socket_timeout", "socket_connect_timeout"):
-        if f"{name}=" not in text:
-            text += f",{name}={seconds}"
-    online.connection_string = text
+    names = ("socket_timeout", "socket_connect_timeout")
+    parts = [p for p in text.split(",") if p.strip() and p.split("=", 1)[0].strip() not in names]
+    online.connection_string = ",".join(parts + [f"{name}={seconds}" for name in names])
 
 
 def _install_error_handlers(app: FastAPI, metrics: ServingMetrics) -> None:
@@ -106,12 +107,13 @@ def create_app(settings: ServingSettings | None = None, scorer: CTRScorer | None
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guard's answers too
     _install_error_handlers(app, metrics)
 
-    def score_sync(body: bytes) -> JSONResponse:
+    def score_sync(body: bytes) -> Response:
         req = parse_model(body, ScoreRequest)
         score_health.check()
         result = scorer.score_detailed(req.user_id, req.candidate_item_ids, req.context)
         metrics.observe_score(result)
-        return JSONResponse(score_body(scorer, result))
+        # orjson: 200 floats and flags encoded in ~10 us instead of json's ~100 us, same JSON text
+        return Response(orjson.dumps(score_body(scorer, result)), media_type="application/json")
 
     def events_sync(body: bytes) -> JSONResponse:
         req = parse_model(body, EventRequest)
