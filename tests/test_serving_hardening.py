@@ -282,3 +282,15 @@ def test_shipped_redis_yaml_has_timeouts_and_the_service_sets_its_own(monkeypatc
     with_store_timeouts(store, 0.25)
     nodes, params = parse_connection_string(store.config.online_store.connection_string)
     assert (params["socket_timeout"], params["socket_connect_timeout"], params["db"]) == (0.25, 0.25, 3)
+
+
+@pytest.mark.parametrize("name, text", [("s.yaml", "port: [unclosed\n"), ("s.json", "{port: 1"),
+                                        ("s.yaml", "- a list\n"), ("s.yaml", "auth_token: short\n"),
+                                        ("s.yaml", "auth_score: maybe\n"), ("s.yaml", "store_timeout_s: soon\n"),
+                                        ("s.yaml", "events_min_time: yesterday\n"), ("s.yaml", "max_body_bytes: 10\n")])
+def test_bad_settings_files_are_settings_errors(tmp_path, name, text):
+    from moon_features.serving.errors import SettingsError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(SettingsError):
+        ServingSettings.load(tmp_path / name, env={})

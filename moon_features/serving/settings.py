@@ -16,6 +16,7 @@
     events_min_time: "2000-01-01T00:00:00Z"  # an earlier event time -> 422
     store_timeout_s: 0.5               # the service's Redis connect / reply timeout (a hung Redis -> 503)
     require_materialized: true         # /health and /events answer 503 when a view's marker is missing
+    backend: torch                     # the model's runtime: torch, onnx or onnx-int8 (onnx extra)
 
 Environment: MOON_SERVING_<FIELD> (e.g. MOON_SERVING_PORT=9000); MOON_SERVING_CONFIG names the file.
 The token is best given as MOON_SERVING_AUTH_TOKEN (docs/reliability.md: access and gateways).
@@ -52,6 +53,7 @@ class ServingSettings:
     events_min_time: str = "2000-01-01T00:00:00Z"
     store_timeout_s: float = 0.5
     require_materialized: bool = True
+    backend: str = "torch"
 
     def __post_init__(self):
         if self.max_body_bytes < 1024 or self.max_in_flight < 1:
@@ -67,6 +69,8 @@ class ServingSettings:
             raise SettingsError(f"port must be in 1..65535, got {self.port}")
         if self.workers < 1 or self.torch_threads < 1:
             raise SettingsError("workers and torch_threads must be >= 1")
+        if self.backend not in ("torch", "onnx", "onnx-int8"):
+            raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}")
 
     def min_event_time(self):
         """events_min_time as an aware UTC datetime."""
@@ -115,13 +119,14 @@ class ServingSettings:
 def _read_file(path: Path) -> dict:
     if not path.exists():
         raise SettingsError(f"serving config file {path} does not exist")
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        data = yaml.safe_load(text) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise SettingsError(f"serving config file {path} cannot be parsed ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
     return data
