@@ -94,3 +94,16 @@ class DIN(nn.Module):
             parts.append(self.sim_hist(sim, mask))
         parts += [batch.dense[n].unsqueeze(1) for n in self.inputs.dense]
         return self.dnn(torch.cat(parts, dim=1)).squeeze(1)
+
+    @torch.no_grad()
+    def attention_weights(self, batch: CTRBatch) -> torch.Tensor:
+        """[B, L] weight of each history position for each target (for diagnostics: does the
+        model look at the history items that resemble the target?)."""
+        emb = self.embedding
+        q = emb.target(batch, emb.sparse(batch))
+        keys = emb.history_keys(batch)
+        mask = length_mask(batch.hist_len, keys.shape[1])
+        bias = None
+        if self.fusion is not None:
+            bias = self.fusion(cosine_similarity(batch.item_emb, batch.hist_emb, mask))
+        return self.attention.weights(q, keys, mask, bias)

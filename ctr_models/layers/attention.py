@@ -95,18 +95,22 @@ class TargetAttention(nn.Module):
         if keys.shape[0] == 1 and not naive:
             return self._shared_forward(q, keys[0], mask[0], bias)
         keys = keys.expand(len(q), -1, -1)
+        weights = self.weights(q, keys, mask, bias, naive=naive)
+        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
+
+    def weights(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
+                bias: torch.Tensor | None = None, naive: bool = False) -> torch.Tensor:
+        """The weight [B, L] each history position gets in the pooled interest; 0 at padding."""
+        keys = keys.expand(len(q), -1, -1)
         mask = mask.expand(len(q), -1)
         logits = self.scores(q, keys, mask, naive=naive)
         if bias is not None:
             logits = logits + bias
         if self.normalization == "softmax":
             logits = logits.masked_fill(~mask, float("-inf"))
-            weights = torch.softmax(logits, dim=1)
             # a row with no valid position is all -inf -> NaN; an empty history pools to zeros
-            weights = torch.nan_to_num(weights, nan=0.0)
-        else:
-            weights = logits * mask
-        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1)
+            return torch.nan_to_num(torch.softmax(logits, dim=1), nan=0.0)
+        return logits * mask
 
     def _shared_forward(self, q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                         bias: torch.Tensor | None) -> torch.Tensor:

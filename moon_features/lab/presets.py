@@ -69,7 +69,10 @@ class LabPreset:
 PRESETS: dict[str, LabPreset] = {
     "tiny": LabPreset(
         name="tiny", dataset="synthetic", encoder_preset="demo",
-        model_overrides=dict(image_size=32, hidden_size=32, num_heads=2, text_hidden_size=32),
+        # from-scratch towers (small and quick); the demo preset's frozen pretrained ones cost more
+        model_overrides=dict(image_tower="vit", text_tower="bert", freeze_image_tower=False,
+                             freeze_text_tower=False, content_dims=0, patch_size=8, image_size=32,
+                             hidden_size=32, num_heads=2, text_hidden_size=32),
         schedule=dict(pretrain_epochs=1, posttrain_epochs=2, batch_size=32, queue_size=64,
                       max_pairs_per_epoch=128, augment_views=1),
         pretrain_snapshots=(1,), posttrain_snapshots=(1, 2), dim=32, extra_dims=(16,),
@@ -80,7 +83,7 @@ PRESETS: dict[str, LabPreset] = {
         # small's model; a shorter schedule: stage-2 epochs of 2048 pairs so that the snapshots
         # after 1, 2 and 4 of them are the examples sweep; one augmented view halves the cache
         schedule=dict(pretrain_epochs=10, posttrain_epochs=4, max_pairs_per_epoch=2048, augment_views=1),
-        pretrain_snapshots=(3, 10), posttrain_snapshots=(1, 2, 4), dim=64, extra_dims=(32, 128),
+        pretrain_snapshots=(3, 10), posttrain_snapshots=(1, 2, 4), dim=64, extra_dims=(96, 160),
         recipe=CTRRecipe(epochs=2, max_len=50), ks=(1, 10, 50), eval_pairs=2000, cold_items=252,
         seq_lens=(5, 10, 20, 50, 100), queue_sizes=(0, 1024, 4096)),
 }

@@ -24,7 +24,7 @@ from ctr_models import ModelInputs
 from ..data.layout import Dataset
 from .data import dataset_ctr_arrays
 
-ATTRIBUTES = ("colour", "pattern", "category")
+ATTRIBUTES = ("colour", "pattern", "category", "product_id")  # product_id: same design, other colours
 
 
 @dataclass
@@ -54,7 +54,7 @@ def shop_ctr(ds: Dataset, max_len: int = 50, val_frac: float = 0.1, test_frac: f
 def attribute_codes(items: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
     """codes[attribute][item_id] in 0..k-1 (-1 for ids not in the catalogue)."""
     out = {}
-    for col in ATTRIBUTES:
+    for col in (c for c in ATTRIBUTES if c in items.columns):
         codes = np.full(n_rows, -1, dtype=np.int64)
         codes[items.index.to_numpy()] = pd.Categorical(items[col]).codes
         out[col] = codes
@@ -64,7 +64,9 @@ def attribute_codes(items: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
 def oracle_table(items: pd.DataFrame, n_rows: int) -> np.ndarray:
     """float32 [n_rows, k]: one-hot colour, pattern and category per item id; row 0 = zeros."""
     parts = []
-    for codes in attribute_codes(items, n_rows).values():
+    for name, codes in attribute_codes(items, n_rows).items():
+        if name == "product_id":  # the oracle knows what drives clicks, not which design is which
+            continue
         onehot = np.zeros((n_rows, codes.max() + 1), dtype=np.float32)
         known = codes >= 0
         onehot[np.flatnonzero(known), codes[known]] = 1.0
@@ -78,6 +80,7 @@ def _history_crosses(shop: ShopCTR) -> np.ndarray:
     a = shop.arrays
     n_rows = len(a["hist_len"])
     codes = attribute_codes(shop.items, int(shop.items.index.max()) + 1)
+    codes.pop("product_id", None)
     mask = np.arange(a["hist_item_id"].shape[1])[None, :] < a["hist_len"][:, None]
     feats = [np.log1p(a["hist_len"]).astype(np.float32)[:, None]]
     for c in codes.values():
@@ -134,11 +137,38 @@ def probe_accuracy(table: np.ndarray, codes: np.ndarray, item_ids: np.ndarray, s
     return float((probe.predict(x[half:]) == y[half:]).mean())
 
 
-def attribute_recall(table: np.ndarray, codes: np.ndarray, item_ids: np.ndarray, k: int = 10) -> float:
-    """Mean share of each item's k nearest neighbours (cosine) that share its attribute value."""
+def _neighbours(table: np.ndarray, item_ids: np.ndarray, k: int) -> np.ndarray:
+    """[n, k] positions (into item_ids) of each item's k nearest other items by cosine."""
     z = table[item_ids] / np.maximum(np.linalg.norm(table[item_ids], axis=1, keepdims=True), 1e-8)
     sim = z @ z.T
     np.fill_diagonal(sim, -np.inf)
-    top = np.argpartition(-sim, k, axis=1)[:, :k]
+    return np.argpartition(-sim, k, axis=1)[:, :k]
+
+
+def attribute_recall(table: np.ndarray, codes: np.ndarray, item_ids: np.ndarray, k: int = 10) -> float:
+    """Mean share of each item's k nearest neighbours (cosine) that share its attribute value."""
     c = codes[item_ids]
-    return float((c[top] == c[:, None]).mean())
+    return float((c[_neighbours(table, item_ids, k)] == c[:, None]).mean())
+
+
+def group_recall(table: np.ndarray, groups: np.ndarray, item_ids: np.ndarray, k: int = 10) -> float:
+    """Share of items in a group of >= 2 (e.g. one product in several colours) with another
+    member of their group among their k nearest neighbours: same-product search."""
+    g = groups[item_ids]
+    sizes = pd.Series(g).map(pd.Series(g).value_counts()).to_numpy()
+    queries = np.flatnonzero(sizes >= 2)
+    if len(queries) == 0:
+        return float("nan")
+    hit = (g[_neighbours(table, item_ids, k)] == g[:, None]).any(axis=1)
+    return float(hit[queries].mean())
+
+
+def attention_on_same(weights: np.ndarray, hist_codes: np.ndarray, target_codes: np.ndarray,
+                      hist_len: np.ndarray) -> tuple[float, float]:
+    """(share of DIN's attention on history items that share the target's attribute value,
+    share of such items among the history positions): the second is what uniform attention gives."""
+    mask = np.arange(hist_codes.shape[1])[None, :] < hist_len[:, None]
+    same = (hist_codes == target_codes[:, None]) & mask
+    rows = hist_len > 0
+    w = weights[rows] / np.maximum(weights[rows].sum(1, keepdims=True), 1e-12)
+    return float((w * same[rows]).sum(1).mean()), float((same[rows].sum(1) / hist_len[rows]).mean())
