@@ -91,7 +91,8 @@ METRICS = ("auc", "gauc", "logloss", "cold_auc", "cold_logloss")
 # 2-3. Search runs and figures: docs/benchmarks.md, "CTR quality".
 # DeepFM: an L2 term on the embedding tables (TrainerConfig.embedding_weight_decay = 2 x deepctr's
 # l2_reg_embedding, whose DeepFM default is 1e-5); it also peaks early without it.
-DIN_RECIPE: dict = {"attention_norm": "softmax"}
+# Both are DINConfig's defaults now (softmax attention, plus target * interest into the MLP, #14).
+DIN_RECIPE: dict = {}
 DEEPFM_RECIPE: dict = {}
 TRAINER_RECIPE: dict = {"din": {}, "deepfm": {"embedding_weight_decay": 2e-5}}  # by model family
 
@@ -152,7 +153,8 @@ def run_peer(name, parts, seed, args) -> dict:
     seqs = name != "peer_deepfm"
     cols = feature_columns(inputs, args.dim, include_sequences=seqs)
     if name == "peer_din":
-        model = PDIN(cols, history_feature_list(inputs), seed=seed)
+        # the peer at its best documented setting: softmax-normalised attention weights
+        model = PDIN(cols, history_feature_list(inputs), att_weight_normalization=True, seed=seed)
     else:
         model = PDeepFM(cols, cols, seed=seed)
     model.compile("adam", "binary_crossentropy")  # torch Adam, lr 1e-3 by default
@@ -223,6 +225,8 @@ def main(argv=None) -> int:
     src.add_argument("--content-embeddings", choices=["minilm"], default=None,
                      help="compute a stand-in content embedding (MiniLM of title + year + genres), cached in --out")
     p.add_argument("--pca", type=int, default=0, help="reduce the item embeddings to this many principal components")
+    p.add_argument("--shuffle-embeddings", type=int, default=None, metavar="SEED",
+                   help="control: permute the vectors across items (keeps their distribution, drops content)")
     p.add_argument("--splits", default="A,B")
     p.add_argument("--models", default=",".join([*PEER, *OURS]))
     p.add_argument("--seeds", default="0,1,2")
@@ -265,6 +269,11 @@ def main(argv=None) -> int:
     if table is not None and args.pca:
         table = pca_reduce(table, args.pca)
         emb_name += f", PCA-{args.pca} (centred, L2-normalised)"
+    if table is not None and args.shuffle_embeddings is not None:
+        known = np.flatnonzero(np.abs(table).sum(1) > 0)
+        table = table.copy()
+        table[known] = table[np.random.default_rng(args.shuffle_embeddings).permutation(known)]
+        emb_name += f", shuffled across items (seed {args.shuffle_embeddings})"
     moon_inputs = None if table is None else type(inputs)(**{**inputs.__dict__, "moon_dim": table.shape[1]})
     full_id = CTRData(a, inputs)
     full_moon = CTRData(a, moon_inputs, moon_table=table) if table is not None else None
