@@ -31,9 +31,14 @@ def _whitening(x: torch.Tensor, shrinkage: float, keep: int | None = None) -> tu
     variance) keeps near-empty directions from being blown up into noise."""
     x = x.double()
     mean = x.mean(0)
-    var, vec = torch.linalg.eigh(torch.cov((x - mean).T))
-    var, vec = var.flip(0).clamp(min=0), vec.flip(1)
-    matrix = vec / (var + shrinkage * var.mean()).sqrt()
+    # SVD of the centred rows, not eigh of the covariance: a tower's width (1,280) can exceed the
+    # number of items, and eigh fails on such a rank-deficient matrix.
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    var = s ** 2 / max(len(x) - 1, 1)
+    matrix = vt.T / (var + shrinkage * var.mean()).sqrt()
+    keep = x.shape[1] if keep is None else keep
+    if matrix.shape[1] < keep:  # fewer items than dimensions asked for: the rest stay zero
+        matrix = torch.cat([matrix, matrix.new_zeros(matrix.shape[0], keep - matrix.shape[1])], dim=1)
     return mean.float(), matrix[:, :keep].float()
 
 
