@@ -43,7 +43,8 @@ def _check_consistency(args) -> None:
     from .consistency import check_repo_consistency
 
     report = check_repo_consistency(args.repo, args.model_dir, n_rows=args.rows, config_file=args.config,
-                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize)
+                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize,
+                                    backend=args.backend)
     print(report.line())
     report.raise_for_mismatch()
 
@@ -52,6 +53,22 @@ def _demo(args) -> None:
     from .demo import run_demo
 
     run_demo(workdir=Path(args.workdir), repo=Path(args.repo), n_items=args.items, seed=args.seed)
+
+
+def _add_check_consistency(sub) -> None:
+    p = sub.add_parser("check-consistency",
+                       help="offline (training) vs online (serving) scores of sampled rows must agree")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
+    p.add_argument("--rows", type=int, default=200, help="sampled (user, item) rows")
+    p.add_argument("--tolerance", type=float, default=1e-5,
+                   help="max |offline - online| (int8 is bounded by 1e-3, not 1e-5)")
+    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch",
+                   help="the online scorer's model backend (the onnx ones need the onnx extra)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--materialize", action="store_true", help="materialize all views first")
+    p.set_defaults(func=_check_consistency)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,16 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("check-consistency",
-                       help="offline (training) vs online (serving) scores of sampled rows must agree")
-    p.add_argument("--repo", required=True)
-    p.add_argument("--model-dir", required=True)
-    p.add_argument("--config", default=None, help="another feature_store.yaml, e.g. the Redis one")
-    p.add_argument("--rows", type=int, default=200, help="sampled (user, item) rows")
-    p.add_argument("--tolerance", type=float, default=1e-5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--materialize", action="store_true", help="materialize all views first")
-    p.set_defaults(func=_check_consistency)
+    _add_check_consistency(sub)
 
     for register in _plugin_registrars():
         register(sub)

@@ -25,7 +25,7 @@ from ctr_models.data import CTRData
 
 from .serving.batch import online_batch
 from .serving.errors import ConsistencyError
-from .serving.scorer import CTRScorer
+from .serving.scorer import BACKEND_TOLERANCE, CTRScorer
 from .spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW
 from .store.repo import materialize_all, open_store
 from .training.retrieval import training_data
@@ -129,13 +129,17 @@ def _differing_features(scorer: CTRScorer, data: CTRData, rows: pd.DataFrame, ba
 
 
 def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, seed: int = 0,
-                      tolerance: float = 1e-5, rows: pd.DataFrame | None = None) -> ConsistencyReport:
-    """Score sampled rows offline (get_historical_features -> CTRData) and online (CTRScorer).
+                      tolerance: float | None = None, rows: pd.DataFrame | None = None,
+                      backend: str = "torch") -> ConsistencyReport:
+    """Score sampled rows offline (get_historical_features -> CTRData, the torch model) and online
+    (CTRScorer with the model `backend`: torch, onnx or onnx-int8).
 
-    The online store must hold the materialized state of the offline sources. Returns the
-    report; call `raise_for_mismatch()` to turn a failure into ConsistencyError.
+    The online store must hold the materialized state of the offline sources. `tolerance`
+    defaults to the backend's (BACKEND_TOLERANCE: 1e-5, int8 1e-3). Returns the report; call
+    `raise_for_mismatch()` to turn a failure into ConsistencyError.
     """
-    scorer = CTRScorer(store, model_artifact)
+    tolerance = BACKEND_TOLERANCE.get(backend, 1e-5) if tolerance is None else tolerance
+    scorer = CTRScorer(store, model_artifact, backend=backend)
     rows = sample_rows(store, n_rows, seed) if rows is None else rows.reset_index(drop=True)
     data = training_data(store, scorer.spec, rows, use_moon=scorer.use_moon)
     offline = _offline_scores(scorer, data)
@@ -153,8 +157,10 @@ def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, se
 
 
 def check_repo_consistency(repo: str | Path, model_dir: str | Path, n_rows: int = 200, config_file=None,
-                           seed: int = 0, tolerance: float = 1e-5, materialize: bool = False) -> ConsistencyReport:
+                           seed: int = 0, tolerance: float | None = None, materialize: bool = False,
+                           backend: str = "torch") -> ConsistencyReport:
     store = open_store(repo, config_file)
     if materialize:
         materialize_all(store)
-    return check_consistency(store, Path(model_dir), n_rows=n_rows, seed=seed, tolerance=tolerance)
+    return check_consistency(store, Path(model_dir), n_rows=n_rows, seed=seed, tolerance=tolerance,
+                             backend=backend)

@@ -1,4 +1,5 @@
-"""`moon-features serve` (check-consistency spans training and serving: moon_features.cli has it).
+"""`moon-features serve` and `export` (check-consistency spans training and serving:
+moon_features.cli has it).
 
 The main CLI calls `add_serving_commands(subparsers)`; `python -m moon_features.serving.cli`
 runs the same commands on their own.
@@ -18,9 +19,10 @@ def _serve(args) -> None:
 
     settings = ServingSettings.load(args.settings, repo=args.repo, model_dir=args.model_dir,
                                     feature_store_yaml=args.config, host=args.host, port=args.port,
-                                    max_candidates=args.max_candidates, workers=args.workers).require_paths()
+                                    max_candidates=args.max_candidates, workers=args.workers,
+                                    backend=args.backend).require_paths()
     print(f"serving {settings.model_dir} over {settings.repo} at http://{settings.host}:{settings.port} "
-          f"({settings.workers} worker(s); OpenAPI at /docs)", flush=True)
+          f"({settings.workers} worker(s), {settings.backend} backend; OpenAPI at /docs)", flush=True)
     if settings.workers == 1:
         from .app import create_app
 
@@ -33,6 +35,16 @@ def _serve(args) -> None:
                 workers=settings.workers, log_level=settings.log_level, access_log=False)
 
 
+def _export(args) -> None:
+    from ctr_models.onnx_export import export_artifact
+
+    fmt = "onnx-int8" if args.quantize == "int8" else args.format
+    path, diff, names = export_artifact(args.model_dir, args.out, fmt)
+    print(f"exported {args.model_dir} -> {path} ({fmt}, {path.stat().st_size / 1e6:.2f} MB); inputs: "
+          f"{', '.join(names)}; outputs: logit, score; plain onnxruntime vs torch on an example: "
+          f"max |diff| = {diff:.1e}")
+
+
 def add_serving_commands(subparsers) -> None:
     p = subparsers.add_parser("serve", help="run the HTTP scoring service (POST /score, /events; GET /health, /metrics)")
     p.add_argument("--repo", default=None, help="the Feast repo (spec.json, feature_store.yaml)")
@@ -43,7 +55,18 @@ def add_serving_commands(subparsers) -> None:
     p.add_argument("--port", type=int, default=None, help="default 8000")
     p.add_argument("--max-candidates", type=int, default=None, help="default 1000; more -> HTTP 413")
     p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes, default 1")
+    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
+                   help="the model's runtime, default torch; onnx / onnx-int8 run the artifact's graph in "
+                        "onnxruntime (onnx extra)")
     p.set_defaults(func=_serve)
+
+    p = subparsers.add_parser("export", help="write a model artifact's serving graph as ONNX (onnxruntime / Triton)")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--model-dir", required=True, help="model artifact (moon-features train)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="int8: onnxruntime dynamic quantization of the MatMul / Gemm weights")
+    p.set_defaults(func=_export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import torch
 from feast import FeatureStore
 
 from ctr_models.artifact import ModelArtifact, artifact_files, from_pretrained
+from ctr_models.batch import CTRBatch
 
 from ..spec import FeatureSpec, embedding_view_name
 from ..store.definitions import embedding_spec_of
@@ -27,7 +28,16 @@ from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
 from .allocator import retain_freed_memory
 from .batch import online_batch
-from .errors import ModelStoreMismatchError, TooManyCandidatesError
+from .errors import ModelStoreMismatchError, ServingError, TooManyCandidatesError
+
+# torch: the artifact's nn.Module; onnx / onnx-int8: its serving graph in onnxruntime (fp32 /
+# dynamic int8 weights), exported at load. Scores agree within BACKEND_TOLERANCE of torch's.
+MODEL_BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKEND_TOLERANCE = {"torch": 1e-5, "onnx": 1e-5, "onnx-int8": 1e-3}
+
+
+class ModelBackendError(ServingError, ValueError):
+    """An unknown model backend, or one whose runtime (the onnx extra) is not installed."""
 
 
 @dataclass
@@ -101,7 +111,8 @@ class CTRScorer:
 
     feature_store: a Feast FeatureStore (its repo's spec.json is the store's spec unless `spec`
     is given). model_artifact: an artifact folder or a loaded ModelArtifact. `torch_threads`
-    sets torch's intra-op threads (1 is lowest latency for one request per worker).
+    sets torch's intra-op threads (1 is lowest latency for one request per worker), and
+    onnxruntime's for the onnx backends. `backend`: one of MODEL_BACKENDS (docs/serving.md).
     `retain_memory` keeps the model's freed activations in the process between requests
     (serving.allocator; process-wide, glibc only): without it each request page-faults its
     activations in afresh.
@@ -114,7 +125,7 @@ class CTRScorer:
 
     def __init__(self, feature_store: FeatureStore, model_artifact: str | Path | ModelArtifact,
                  spec: FeatureSpec | None = None, torch_threads: int | None = None,
-                 max_candidates: int | None = None, retain_memory: bool = True):
+                 max_candidates: int | None = None, retain_memory: bool = True, backend: str = "torch"):
         if retain_memory:
             retain_freed_memory()
         if torch_threads:
@@ -135,6 +146,25 @@ class CTRScorer:
         self.model_version = artifact_version(model_dir, model_artifact)
         self.max_candidates = max_candidates
         self._model_lock = threading.Lock()
+        self.backend = backend
+        self._onnx = None
+        if backend != "torch":
+            if backend not in MODEL_BACKENDS:
+                raise ModelBackendError(f"unknown model backend {backend!r}; choose one of {list(MODEL_BACKENDS)}")
+            try:
+                from .onnx_model import OnnxScoringModel
+            except ImportError as e:
+                raise ModelBackendError(f"backend {backend!r} needs onnxruntime: pip install "
+                                        "'moon-features[onnx]', or serve with backend torch") from e
+            self._onnx = OnnxScoringModel(self.model, backend, threads=int(torch_threads or 1))
+
+    def run_model(self, batch: CTRBatch) -> np.ndarray:
+        """float32 click probabilities of one request's batch, by the configured backend; one at a time."""
+        with self._model_lock:
+            if self._onnx is not None:
+                return self._onnx.scores(batch)
+            with torch.inference_mode():
+                return torch.sigmoid(self.model(batch)).numpy().astype(np.float32, copy=False)
 
     # --- requests -----------------------------------------------------------------------------
     def lookup(self, user_id: int, candidate_ids) -> OnlineLookup:
@@ -160,8 +190,7 @@ class CTRScorer:
         else:
             batch = online_batch(lookup, self.spec, self.inputs, int(user_id), context)
             t1b = time.perf_counter()
-            with self._model_lock, torch.inference_mode():
-                scores = torch.sigmoid(self.model(batch)).numpy().astype(np.float32, copy=False)
+            scores = self.run_model(batch)
             hist_len = int(batch.hist_len[0])
         t2 = time.perf_counter()
         cand = lookup.candidates
