@@ -132,7 +132,7 @@ def materialize_embeddings(store: FeatureStore, version: int, start_date: dateti
     fv = store.get_feature_view(name)
     end = _utc(end_date, datetime.now(timezone.utc))
     start = _utc(start_date, (fv.most_recent_end_time if incremental and fv.most_recent_end_time else DEFAULT_START))
-    online_store = store._get_provider().online_store
+    online_store = store.provider.online_store
     result = write_embedding_view(store.config, online_store, fv, start, end, batch_size, progress, on_batch)
     # Only a complete run records its interval, exactly as feast materialize does.
     store.registry.apply_materialization(fv, store.project, start, end)

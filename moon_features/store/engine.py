@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Literal
 
 from feast import FileSource
-from feast.infra.compute_engines.local.compute import LocalComputeEngine, LocalComputeEngineConfig
+from feast.infra.compute_engines.local.compute import LocalComputeEngineConfig
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.common.materialization_job import MaterializationJobStatus
 
 from .bulk_writer import write_embedding_view, _is_redis_config
 from .definitions import embedding_spec_of
+from .feast_compat import LocalEngineMaterializeHook
 
 ENGINE_TYPE = "moon_features.store.engine.MoonComputeEngine"
 
@@ -27,18 +28,18 @@ class MoonComputeEngineConfig(LocalComputeEngineConfig):
     """Rows per pipelined write of an embedding view."""
 
 
-class MoonComputeEngine(LocalComputeEngine):
+class MoonComputeEngine(LocalEngineMaterializeHook):
     def __init__(self, backend=None, batch_size: int = 10_000, **kwargs):
         kwargs.pop("type", None)
         super().__init__(backend=backend, **kwargs)
         self.batch_size = int(batch_size)
 
-    def _materialize_one(self, registry, task, **kwargs):
+    def materialize_one(self, registry, task, **kwargs):
         fv = task.feature_view
         fast = (embedding_spec_of(fv) is not None and isinstance(fv.batch_source, FileSource)
                 and _is_redis_config(self.repo_config))
         if not fast:
-            return self._marked(task, super()._materialize_one(registry, task, **kwargs))
+            return self._marked(task, super().materialize_one(registry, task, **kwargs))
         job_id = f"{fv.name}-{task.start_time}-{task.end_time}"
         try:
             result = write_embedding_view(self.repo_config, self.online_store, fv, task.start_time, task.end_time,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 from feast import FeatureView, RepoConfig, utils
-from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, _versioned_fv_name
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
@@ -29,6 +29,7 @@ from ..spec import EMBEDDING_FIELD
 from . import redis_codec as codec
 from .definitions import embedding_spec_of
 from .errors import EmbeddingValidationError
+from .feast_compat import RedisStoreReadHook, redis_key, versioned_view_name
 from .redis_connection import RedisTransport, pack_command
 from .validation import check_finite
 
@@ -88,7 +89,7 @@ def validate_embedding_rows(table: FeatureView, data: Sequence[tuple]) -> None:
     check_finite(ids, matrix, spec.dim, table.name)
 
 
-class MoonRedisOnlineStore(RedisOnlineStore):
+class MoonRedisOnlineStore(RedisStoreReadHook):
     _transport: Optional[RedisTransport] = None
 
     def _get_transport(self, online_config) -> RedisTransport:
@@ -97,7 +98,7 @@ class MoonRedisOnlineStore(RedisOnlineStore):
         return self._transport
 
     # Reads: every HMGET of a get_online_features call in one packed write (Feast hands us the list).
-    def _read_hash_fields(self, config: RepoConfig, commands):
+    def read_hash_fields(self, config: RepoConfig, commands):
         transport = self._get_transport(config.online_store)
         if transport.is_cluster:  # keys on many nodes: one packed pipeline per node
             requests: list = []
@@ -124,7 +125,7 @@ class MoonRedisOnlineStore(RedisOnlineStore):
             return
         online_config = config.online_store
         transport = self._get_transport(online_config)
-        view = _versioned_fv_name(table, config)
+        view = versioned_view_name(table, config)
         ts_field = codec.timestamp_field(view)
         keys = [_redis_key_bytes(k, config) for k, _, _, _ in data]
         fields = {f.name: codec.feature_field(view, f.name) for f in table.features}
@@ -158,9 +159,7 @@ class MoonRedisOnlineStore(RedisOnlineStore):
 
 
 def _redis_key_bytes(entity_key: EntityKeyProto, config: RepoConfig) -> bytes:
-    from feast.infra.online_stores.helpers import _redis_key
-
-    return _redis_key(config.project, entity_key, entity_key_serialization_version=config.entity_key_serialization_version)
+    return redis_key(config.project, entity_key, config.entity_key_serialization_version)
 
 
 def _timestamp_bytes(ts: datetime) -> bytes:

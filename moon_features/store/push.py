@@ -43,7 +43,7 @@ def current_sequence(store: FeatureStore, user_id: int) -> tuple[list[int], date
     """The user's stored history (oldest first) and the row's event time; ([], None) if none."""
     fv = store.get_feature_view(SEQUENCE_VIEW)
     key = EntityKey(join_keys=[fv.join_keys[0]], entity_values=[Value(int64_val=int(user_id))])
-    provider = store._get_provider()
+    provider = store.provider
     ((ts, values),) = provider.online_read(store.config, fv, [key], ["hist_item_ids"])
     if not values or values.get("hist_item_ids") is None or values["hist_item_ids"].WhichOneof("val") is None:
         return [], None
