@@ -68,11 +68,14 @@ def example_inputs(inputs: ModelInputs, batch: int = 3, history: int = 2) -> tup
 
 
 def similarity_histogram(hist: nn.Module, sim: torch.Tensor) -> torch.Tensor:
-    """SimTierHistogram over sim [B, n] (every position valid), without bucketize / scatter."""
-    n = torch.ones_like(sim[:1]).sum(dim=1, keepdim=True).clamp(min=1.0)  # [1, 1]; 1 for n = 0
-    tier = (sim.clamp(-1.0, 1.0).unsqueeze(-1) > hist.edges).sum(dim=-1)  # = bucketize(right=False)
-    bins = torch.arange(hist.n_bins, device=sim.device)
-    frac = (tier.unsqueeze(-1) == bins).to(sim.dtype).sum(dim=1) / n
+    """SimTierHistogram over sim [B, n] (every position valid), without bucketize / scatter:
+    bucketize's tier t holds the values in (e_{t-1}, e_t], so its count is #(> e_{t-1}) - #(> e_t),
+    with #(> e_{-1}) = n and #(> e_last) = 0: one comparison per inner edge, no per-tier pass."""
+    n = torch.ones_like(sim).sum(dim=1, keepdim=True)                   # [B, 1]
+    above = (sim.clamp(-1.0, 1.0).unsqueeze(-1) > hist.edges).to(sim.dtype).sum(dim=1)  # [B, bins - 1]
+    counts = torch.cat([n, above], dim=1) - torch.cat([above, torch.zeros_like(n)], dim=1)
+    n = n.clamp(min=1.0)
+    frac = counts / n
     mean = sim.sum(dim=1, keepdim=True) / n
     # a -1 column keeps the max defined for n = 0 (then replaced by 0, as the model does)
     mx = torch.cat([sim, torch.full_like(mean, -1.0)], dim=1).max(dim=1, keepdim=True).values
@@ -137,6 +140,30 @@ class _Graph(nn.Module):
         return cosine_similarity(x["item_emb"], hist_emb, torch.ones_like(hist_emb[..., 0], dtype=torch.bool))
 
 
+def attention_logits(att: nn.Module, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """TargetAttention's logits [B, n] for targets q [B, d] over one history k [n, d].
+
+    As shared_first_layer: x = W_p (q * k) + c(q) + W' k, but with broadcasting instead of its
+    reshape (the exporter would freeze the reshape's B and n to the traced ones). With Dice after
+    it, its folded batch norm z = x * s + t moves into the weights, and Dice(x) = x * (alpha +
+    keep * sigmoid(z)) into the next linear layer: with y = x * s,
+        W1 Dice(x) = (W1 alpha / s) y + (W1 keep / s) (y * sigmoid(y + t)),
+    five passes over the [B, n, h] activations instead of eight (the graph's largest tensors)."""
+    w_q, w_k, w_d, w_p = att.first.weight.split(att.dim, dim=1)
+    act, lin = att.first_act, att.rest[0]
+    s = act.scale if isinstance(act, FoldedDice) else torch.ones_like(att.first.bias)
+    c = torch.addmm(att.first.bias * s, q, (w_q + w_d).t() * s)          # [B, h]: per target
+    kk = k @ ((w_k - w_d).t() * s)                                       # [n, h]: per history item
+    y = (q.unsqueeze(1) * k.unsqueeze(0)) @ (w_p.t() * s) + c.unsqueeze(1) + kk.unsqueeze(0)
+    if not isinstance(act, FoldedDice):
+        return att.rest(act(y)).squeeze(-1)
+    gated = y * torch.sigmoid(y + act.shift)
+    h = y @ (lin.weight * (act.alpha / s)).t() + gated @ (lin.weight * (act.keep / s)).t() + lin.bias
+    for layer in list(att.rest)[1:]:
+        h = layer(h)
+    return h.squeeze(-1)
+
+
 class DINGraph(_Graph):
     """DIN.forward for one shared history of n valid items (attention: shared_first_layer)."""
 
@@ -151,17 +178,10 @@ class DINGraph(_Graph):
             k.append(emb.moon(x["hist_emb"]))
         q, k = torch.cat(q, dim=-1), torch.cat(k, dim=-1)          # [B, d], [n, d]
         sim = self._sim(x) if (m.sim_hist is not None or m.fusion is not None) else None
-        att = m.attention
-        # TargetAttention.shared_first_layer, written with broadcasting instead of its reshape
-        # (the exporter would freeze the reshape's B and n to the traced ones)
-        w_q, w_k, w_d, w_p = att.first.weight.split(att.dim, dim=1)
-        c = torch.addmm(att.first.bias, q, (w_q + w_d).t())                 # [B, h]: per target
-        kk = k @ (w_k - w_d).t()                                            # [n, h]: per history item
-        first = (q.unsqueeze(1) * k.unsqueeze(0)) @ w_p.t() + c.unsqueeze(1) + kk.unsqueeze(0)
-        logits = att.rest(att.first_act(first)).squeeze(-1)                # [B, n]
+        logits = attention_logits(m.attention, q, k)  # [B, n]
         if m.fusion is not None:
             logits = logits + m.fusion(sim)
-        weights = torch.softmax(logits, dim=1) if att.normalization == "softmax" else logits
+        weights = torch.softmax(logits, dim=1) if m.attention.normalization == "softmax" else logits
         interest = weights @ k
         parts = [sparse[n] for n in emb.fields]
         if emb.moon is not None:
