@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +30,12 @@ import pyarrow.parquet as pq
 
 from moon_features.spec import EMBEDDING_FIELD, embedding_view_name
 from moon_features.store.bulk_writer import materialize_embeddings
-from moon_features.store.fixtures import build_repo, delete_project_keys, project_snapshot, unique_project
 from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
                                          plugin_redis_config, stock_redis_config)
 from moon_features.store.repo import DATA_DIR, apply_repo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+from fixtures.store_repo import build_repo, delete_project_keys, project_snapshot, unique_project  # noqa: E402
 
 START = pd.Timestamp("1970-01-02", tz="UTC")
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,13 +31,15 @@ import numpy as np
 import pandas as pd
 
 from moon_features.spec import EMBEDDING_FIELD, SEQUENCE_VIEW, USER_PROFILE_VIEW, embedding_view_name
-from moon_features.store.fixtures import build_repo, delete_project_keys, unit_vectors, unique_project, \
-    write_embedding_source
 from moon_features.store.configs import CONFIG_FILE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, stock_redis_config
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.repo import DATA_DIR, apply_repo
 
 from materialize import assert_classes  # bench/ is this script's folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+from fixtures.store_repo import (build_repo, delete_project_keys, unit_vectors, unique_project,  # noqa: E402
+                                 write_embedding_source)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -29,12 +29,14 @@ import httpx
 import pandas as pd
 
 from moon_features.serving.app import create_app
-from moon_features.serving.fixture import build_serving_setup
 from moon_features.serving.live import HungRedis, LiveServer, PrivateRedis
 from moon_features.serving.settings import ServingSettings
 from moon_features.store.definitions import repo_objects
 from moon_features.store.push import current_sequence
 from moon_features.store.repo import materialize_all, open_store, sqlite_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+from fixtures.serving_setup import build_serving_setup  # noqa: E402
 
 
 def upload(port: int, mib: int, chunked: bool) -> tuple[float, str]:

@@ -33,10 +33,12 @@ from online_lookup import check_same, percentiles, time_pair, user_refs  # noqa:
 from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW  # noqa: E402
 from moon_features.spec import embedding_view_name  # noqa: E402
 from moon_features.store.bulk_writer import materialize_embeddings  # noqa: E402
-from moon_features.store.fixtures import build_repo, stock_redis_yaml, unique_project  # noqa: E402
 from moon_features.store.local_cluster import LocalRedisCluster  # noqa: E402
 from moon_features.store.online_reader import OnlineReader  # noqa: E402
 from moon_features.store.repo import apply_repo  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+from fixtures.store_repo import build_repo, stock_redis_yaml, unique_project  # noqa: E402
 
 START = pd.Timestamp("1970-01-02", tz="UTC")
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+
 N_CANDIDATES, HISTORY, DIM = 200, 50, 128
 
 
@@ -268,13 +270,13 @@ def wait_healthy(port: int, proc, timeout: float = 120) -> None:
 def run(args) -> dict:
     import pandas as pd
 
-    from moon_features.serving.fixture import build_serving_setup, users_with_history
-    from moon_features.store.fixtures import delete_project_keys
+    from fixtures.serving_setup import build_serving_setup, users_with_history
+    from fixtures.store_repo import delete_project_keys
     from moon_features.store.push import append_positive_event
     from moon_features.store.repo import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_serving_"))
-    from moon_features.serving.fixture import TINY_DIN
+    from fixtures.serving_setup import TINY_DIN
 
     setup = build_serving_setup(tmp, online="redis", redis_connection=args.redis, n_items=args.items, dim=DIM,
                                 max_len=HISTORY, model_overrides=TINY_DIN if args.din == "tiny" else None)

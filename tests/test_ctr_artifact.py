@@ -5,7 +5,7 @@ import torch
 
 from ctr_models import (DIN, ArtifactError, CTRData, DeepFM, DeepFMConfig, DINConfig, SpecMismatchError,
                         from_pretrained, save_pretrained)
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs
 
 
 @pytest.mark.parametrize("model_cls,cfg", [(DIN, DINConfig(embed_dim=4, use_moon=True, dnn_hidden=(8, 4))),

@@ -7,7 +7,7 @@ from deepctr_torch.models import DIN as DeepCTRDIN  # noqa: E402
 from deepctr_torch.models import DeepFM as DeepCTRDeepFM  # noqa: E402
 
 from ctr_models import CTRData  # noqa: E402
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
 from moon_features.training.deepctr_adapter import (feature_columns, history_feature_list,  # noqa: E402
                                                     to_deepctr_input)
 

@@ -4,7 +4,7 @@ import torch
 
 from ctr_models import (DIN, BatchShapeError, ConfigError, CTRData, DataError, DeepFM, DeepFMConfig,
                         DINConfig)
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs
 
 MOON_DIM = 8
 

@@ -4,7 +4,7 @@ import torch
 
 from ctr_models import DIN, CTRData, DeepFM, DeepFMConfig, DINConfig, Trainer, TrainerConfig, seed_everything
 from ctr_models.plots import plot_training_curves
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs
 
 
 def planted(moon_dim=None, n=3000, seed=0):

@@ -176,7 +176,7 @@ def test_project_writes_checksums(shop_copy, tmp_path):
 # --- materialize-embeddings --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def emb_repo_base(tmp_path_factory):
-    from moon_features.store.fixtures import build_repo
+    from fixtures.store_repo import build_repo
     from moon_features.store.repo import apply_repo
 
     repo, spec = build_repo(tmp_path_factory.mktemp("emb"), online="sqlite", n_items=40, dim=16, max_len=5)

@@ -18,7 +18,7 @@ from feast.types import Int64
 from moon_features.store import redis_codec as codec
 from moon_features.store.feast_compat import (LocalEngineMaterializeHook, RedisStoreReadHook, redis_key,
                                               versioned_view_name)
-from moon_features.store.fixtures import build_repo, delete_project_keys, unique_project
+from fixtures.store_repo import build_repo, delete_project_keys, unique_project
 from moon_features.store.redis_connection import parse_connection_string
 from moon_features.store.repo import apply_repo
 

@@ -126,7 +126,7 @@ def test_feast_cli_on_the_redis_variant(shop, shop_dir, tmp_path):
 
     import yaml
 
-    from moon_features.store.fixtures import delete_project_keys, unique_project, write_embedding_source, \
+    from fixtures.store_repo import delete_project_keys, unique_project, write_embedding_source, \
         unit_vectors
     from moon_features.store.online_reader import OnlineReader
     from moon_features.store.repo import open_store

@@ -22,7 +22,7 @@ from ctr_models.deepfm import DeepFM, DeepFMConfig  # noqa: E402
 from ctr_models.din import DIN, DINConfig  # noqa: E402
 from ctr_models.onnx_export import onnx_bytes, quantize_int8  # noqa: E402
 from ctr_models.serving_graph import GRAPH_CONFIG_FIELDS, graph_input_names, serving_graph  # noqa: E402
-from ctr_models.synthetic import tiny_inputs  # noqa: E402
+from fixtures.ctr_data import tiny_inputs  # noqa: E402
 from moon_features.cli import main as moon_cli  # noqa: E402
 
 INPUTS = tiny_inputs(n_users=30, n_items=80, max_len=12, moon_dim=16, dense=("price",))

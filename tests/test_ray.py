@@ -59,7 +59,7 @@ RAY_YAML = Path(__file__).resolve().parents[1] / "feature_repo" / "feature_store
 @pytest.fixture(scope="module")
 def ray_repo(local_ray, tmp_path_factory):
     """One repo, registered twice: the default (DuckDB + local engine) and feature_store.ray.yaml."""
-    from moon_features.store.fixtures import build_repo
+    from fixtures.store_repo import build_repo
     from moon_features.store.repo import apply_repo
 
     repo, spec = build_repo(tmp_path_factory.mktemp("ray_repo"), online="sqlite", n_items=60, dim=16, max_len=10)
@@ -124,8 +124,8 @@ def test_ray_train_ddp_matches_single_process(local_ray, tmp_path_factory):
     from ctr_models.artifact import from_pretrained
     from ctr_models.trainer import TrainerConfig
     from moon_features.data.layout import load_dataset
-    from moon_features.serving.fixture import TINY_DIN
-    from moon_features.store.fixtures import build_repo
+    from fixtures.serving_setup import TINY_DIN
+    from fixtures.store_repo import build_repo
     from moon_features.store.repo import apply_repo
     from moon_features.store.sources import entity_rows
     from moon_features.training.train import train_from_feast

@@ -18,7 +18,7 @@ from moon_features.errors import MoonFeaturesError
 from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW
 from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.cluster_transport import key_slots
-from moon_features.store.fixtures import build_repo, stock_redis_yaml, unique_project
+from fixtures.store_repo import build_repo, stock_redis_yaml, unique_project
 from moon_features.store.local_cluster import LocalRedisCluster
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.online_store import MoonRedisOnlineStoreConfig, moon_redis_config
@@ -151,7 +151,7 @@ def test_sequence_append_on_cluster(plugin_store, repo):
 
 def test_scorer_offline_equals_online_on_cluster(tmp_path_factory, cluster):
     from moon_features.consistency import check_consistency
-    from moon_features.serving.fixture import build_serving_setup
+    from fixtures.serving_setup import build_serving_setup
     from moon_features.store.repo import materialize_all
 
     s = build_serving_setup(tmp_path_factory.mktemp("cluster_scorer"), online="redis", n_items=80, materialize=False)

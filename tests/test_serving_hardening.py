@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from bad_http_cases import CASES
 from moon_features.serving.app import create_app
-from moon_features.serving.fixture import build_serving_setup, users_with_history
+from fixtures.serving_setup import build_serving_setup, users_with_history
 from moon_features.serving.live import HungRedis, LiveServer, PrivateRedis
 from moon_features.serving.settings import ServingSettings
 from moon_features.store.definitions import repo_objects

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from moon_features.serving.app import create_app
-from moon_features.serving.fixture import build_serving_setup, users_with_history
+from fixtures.serving_setup import build_serving_setup, users_with_history
 from moon_features.serving.settings import ServingSettings
 from moon_features.store.repo import materialize_all, open_store
 

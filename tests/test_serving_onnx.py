@@ -15,10 +15,10 @@ from moon_features.cli import main as moon_cli  # noqa: E402
 from moon_features.consistency import check_consistency  # noqa: E402
 from moon_features.serving.app import create_app  # noqa: E402
 from moon_features.serving.errors import SettingsError  # noqa: E402
-from moon_features.serving.fixture import build_serving_setup, users_with_history  # noqa: E402
+from fixtures.serving_setup import build_serving_setup, users_with_history  # noqa: E402
 from moon_features.serving.scorer import BACKEND_TOLERANCE, CTRScorer, ModelBackendError  # noqa: E402
 from moon_features.serving.settings import ServingSettings  # noqa: E402
-from moon_features.store.fixtures import delete_project_keys  # noqa: E402
+from fixtures.store_repo import delete_project_keys  # noqa: E402
 from moon_features.store.push import append_positive_event  # noqa: E402
 from moon_features.store.repo import open_store  # noqa: E402
 

@@ -13,11 +13,11 @@ from moon_features.serving.batch import RequestAttributeCodes, online_batch
 from moon_features.cli import main as moon_cli
 from moon_features.consistency import check_consistency, sample_rows
 from moon_features.serving.errors import ConsistencyError, ModelStoreMismatchError, TooManyCandidatesError
-from moon_features.serving.fixture import build_serving_setup, users_with_history
+from fixtures.serving_setup import build_serving_setup, users_with_history
 from moon_features.serving.scorer import CTRScorer
 from moon_features.spec import EmbeddingSpec
 from moon_features.store.definitions import repo_objects
-from moon_features.store.fixtures import delete_project_keys
+from fixtures.store_repo import delete_project_keys
 from moon_features.store.push import append_positive_event
 from moon_features.store.repo import materialize_all, open_store, sqlite_config
 

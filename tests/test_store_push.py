@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moon_features.store.fixtures import build_repo, delete_project_keys
+from fixtures.store_repo import build_repo, delete_project_keys
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.push import append_positive_event, current_sequence
 from moon_features.store.repo import apply_repo, init_repo

@@ -7,7 +7,7 @@ import pytest
 
 from moon_features.spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW
 from moon_features.store.errors import OnlineStoreUnavailableError
-from moon_features.store.fixtures import build_repo, delete_project_keys
+from fixtures.store_repo import build_repo, delete_project_keys
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.push import append_positive_event
 from moon_features.store.repo import apply_repo, init_repo, open_store, plugin_redis_config

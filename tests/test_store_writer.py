@@ -13,7 +13,7 @@ import pytest
 from moon_features.spec import EMBEDDING_FIELD
 from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.errors import EmbeddingValidationError, OnlineStoreUnavailableError
-from moon_features.store.fixtures import (build_repo, delete_project_keys, embedding_table, project_snapshot,
+from fixtures.store_repo import (build_repo, delete_project_keys, embedding_table, project_snapshot,
                                           unique_project, unit_vectors, write_embedding_source)
 from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
                                          stock_redis_config)

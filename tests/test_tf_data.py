@@ -11,7 +11,7 @@ ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
 ctf.configure_threads(1)
 
 from ctr_models import CTRData, DataError  # noqa: E402
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
 from ctr_models.tf.features import to_features  # noqa: E402
 
 

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from ctr_models import CTRData, DeepFM, DeepFMConfig, DIN, DINConfig  # noqa: E402
 from ctr_models.batch import BatchShapeError  # noqa: E402
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
 from ctr_models.tf.layers import TargetAttention, length_mask  # noqa: E402
 
 CASES = [

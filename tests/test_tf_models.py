@@ -17,7 +17,7 @@ import torch  # noqa: E402
 from ctr_models import CTRData, DeepFMConfig, DINConfig, TrainerConfig  # noqa: E402
 from ctr_models.artifact import ArtifactError, SpecMismatchError  # noqa: E402
 from ctr_models.batch import BatchShapeError  # noqa: E402
-from ctr_models.synthetic import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
+from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
 from ctr_models.tf import serving  # noqa: E402
 from ctr_models.tf.export import serving_function  # noqa: E402
 

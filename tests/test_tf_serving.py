@@ -14,7 +14,7 @@ from ctr_models.tf import serving  # noqa: E402
 
 
 def test_ctrscorer_scores_a_tf_artifact_like_the_torch_one(tmp_path):
-    from moon_features.serving.fixture import build_serving_setup, users_with_history
+    from fixtures.serving_setup import build_serving_setup, users_with_history
     from moon_features.serving.scorer import CTRScorer
     from moon_features.store.repo import open_store
 
