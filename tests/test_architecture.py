@@ -35,7 +35,6 @@ KNOWN_LONG = {
     ("moon_features/encoder/configuration.py", "__init__"),
     ("moon_features/encoder/training.py", "train_encoder"),
     ("moon_features/encoder/evaluate.py", "evaluate_encoder"),
-    ("moon_features/lab/report.py", "build_report"),
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 

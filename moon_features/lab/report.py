@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,23 @@ def latency_rows(obj, prefix: str = "") -> list[list]:
 
 
 # -- the page ------------------------------------------------------------------------------------
+@dataclass
+class _Report:
+    """What every section of the report reads and writes: the page, and what the run lacks."""
+    run_dir: Path
+    out_dir: Path
+    preset: dict
+    page: Page = field(default_factory=Page)
+    missing: list[str] = field(default_factory=list)
+
+    def rel(self, p: Path) -> str:
+        """A figure's path as the report links it: relative to the report's folder when inside it."""
+        try:
+            return str(Path(p).resolve().relative_to(self.out_dir.resolve()))
+        except ValueError:
+            return str(Path(p).resolve())
+
+
 def build_report(run_dir, serving: list[str | Path] | None = None, out: str | Path | None = None) -> Path:
     """Write `<out or run_dir>/report.md` and `report.html`; returns the Markdown path."""
     run_dir = Path(run_dir)
@@ -170,127 +188,130 @@ def build_report(run_dir, serving: list[str | Path] | None = None, out: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     run = LabRun(run_dir)
     meta = run.meta()
+    r = _Report(run_dir, out_dir, meta.get("preset", {}))
     # training order: stage-1 snapshots, then stage-2 ones; the last at the preset's dim is "final"
     variants = sorted(run.points(VARIANTS), key=lambda r: (r["variant"].get("epoch", 0), r["metrics"].get("dim", 0)))
-    baselines = {r["key"]: r for r in run.points(BASELINES)}
-    ex = load_exchange_rate(run_dir)
-    sc = load_scaling(run_dir)
-    preset = meta.get("preset", {})
-    missing = []
+    baselines = {b["key"]: b for b in run.points(BASELINES)}
 
-    def rel(p: Path) -> str:
-        try:
-            return str(Path(p).resolve().relative_to(out_dir.resolve()))
-        except ValueError:
-            return str(Path(p).resolve())
+    r.page.h(1, f"MOON lab report: {run_dir.name}")
+    r.page.p(f"Preset `{r.preset.get('name', '?')}` on {meta.get('data', '?')} ({meta.get('source', '?')}); "
+             f"{meta.get('threads', '?')} thread(s); report written {time.strftime('%Y-%m-%d %H:%M')}.")
+    r.page.ul([f"`{c}`" for c in meta.get("commands", [])])
+    at_dim = _recall_section(r, variants)
+    _ctr_section(r, at_dim, baselines)
+    _exchange_rate_section(r, load_exchange_rate(run_dir))
+    _scaling_section(r, load_scaling(run_dir))
+    _serving_section(r, serving)
 
-    page = Page()
-    page.h(1, f"MOON lab report: {run_dir.name}")
-    page.p(f"Preset `{preset.get('name', '?')}` on {meta.get('data', '?')} ({meta.get('source', '?')}); "
-           f"{meta.get('threads', '?')} thread(s); report written {time.strftime('%Y-%m-%d %H:%M')}.")
-    page.ul([f"`{c}`" for c in meta.get("commands", [])])
+    r.page.h(2, "Missing from this run")
+    r.page.ul(r.missing or ["nothing: every section has data"])
+    md = out_dir / "report.md"
+    md.write_text(r.page.markdown())
+    (out_dir / "report.html").write_text(r.page.html(f"MOON lab report: {run_dir.name}"))
+    print(f"report: {md} and {out_dir / 'report.html'} ({len(r.missing)} section(s) incomplete)")
+    return md
 
-    # recall@K
-    page.h(2, "Intermediate metrics: recall@K")
-    dim = preset.get("dim")
-    at_dim = [r for r in variants if r["metrics"].get("dim") == dim] or variants
-    if at_dim:
-        ks = preset.get("ks") or [1, 10]
-        fig = _plot_recall(at_dim, ks, out_dir / "report_recall_at_k.png")
-        page.p("Held-out (CTR test period) co-engagement pairs; query = image-only (image search) or text-only "
-               "(text-to-item) embedding of item A, gallery = multimodal embeddings of the catalogue; "
-               "near-duplicate = an augmented copy of an image must find its own item.")
-        page.img(rel(fig), "recall at K")
-        k = preset.get("metric_k", 10)
-        page.table(["variant", "dim"] + metric_names(k),
-                   [[r["key"], r["metrics"]["dim"]] + [_f(r["metrics"].get(m), 3) for m in metric_names(k)]
-                    for r in variants])
-    else:
-        missing.append("recall@K: no encoder variant finished (run `moon-features lab exchange-rate`)")
 
-    # AUC / GAUC with and without embeddings, cold-item lift
-    page.h(2, "Downstream CTR: DIN with and without embeddings")
-    L = (preset.get("recipe") or {}).get("max_len", 50)
+def _recall_section(r: _Report, variants: list[dict]) -> list[dict]:
+    """recall@K of every encoder variant; returns the variants at the preset's dimension."""
+    r.page.h(2, "Intermediate metrics: recall@K")
+    dim = r.preset.get("dim")
+    at_dim = [v for v in variants if v["metrics"].get("dim") == dim] or variants
+    if not at_dim:
+        r.missing.append("recall@K: no encoder variant finished (run `moon-features lab exchange-rate`)")
+        return at_dim
+    ks = r.preset.get("ks") or [1, 10]
+    fig = _plot_recall(at_dim, ks, r.out_dir / "report_recall_at_k.png")
+    r.page.p("Held-out (CTR test period) co-engagement pairs; query = image-only (image search) or text-only "
+             "(text-to-item) embedding of item A, gallery = multimodal embeddings of the catalogue; "
+             "near-duplicate = an augmented copy of an image must find its own item.")
+    r.page.img(r.rel(fig), "recall at K")
+    k = r.preset.get("metric_k", 10)
+    r.page.table(["variant", "dim"] + metric_names(k),
+                 [[v["key"], v["metrics"]["dim"]] + [_f(v["metrics"].get(m), 3) for m in metric_names(k)]
+                  for v in variants])
+    return at_dim
+
+
+def _ctr_section(r: _Report, at_dim: list[dict], baselines: dict) -> None:
+    """AUC / GAUC with and without embeddings, and the cold-item lift."""
+    r.page.h(2, "Downstream CTR: DIN with and without embeddings")
+    recipe = r.preset.get("recipe") or {}
+    L = recipe.get("max_len", 50)
     base = baselines.get(f"din_ids_L{L}")
-    with_ds = [r for r in at_dim if "downstream" in r]
-    if base and with_ds:
-        final = with_ds[-1]
-        best = max(with_ds, key=lambda r: r["downstream"]["auc"])
-        rows = [("DIN ids-only", base["downstream"]), (f"DIN + {final['key']} (final)", final["downstream"])]
-        if best["key"] != final["key"]:
-            rows.append((f"DIN + {best['key']} (best AUC at dim {dim})", best["downstream"]))
-        fig = _plot_ctr(rows, out_dir / "report_ctr_lift.png")
-        page.img(rel(fig), "AUC and GAUC with and without embeddings")
-        b = base["downstream"]
-        page.table(["model", "test AUC", "GAUC", "cold-item AUC", "AUC lift", "cold-item AUC lift", "best epoch"],
-                   [[n, _f(d["auc"]), _f(d["gauc"]), _f(d["cold_auc"]), f"{d['auc'] - b['auc']:+.4f}",
-                     f"{d['cold_auc'] - b['cold_auc']:+.4f}", d.get("best_epoch")] for n, d in rows])
-        rec = (preset.get("recipe") or {})
-        page.p(f"Fixed recipe: DIN embed_dim {rec.get('embed_dim')}, embeddings projected to "
-               f"{rec.get('moon_proj_dim')}, Adam lr {rec.get('lr')}, batch {rec.get('batch_size')}, "
-               f"{rec.get('epochs')} epoch(s), test at the best validation-AUC epoch, L = {L}; split A "
-               f"(global time 80/10/10), {b.get('n_cold', '?')} test rows of cold items.")
-    else:
-        missing.append("AUC / GAUC lift: the ids-only baseline or a DIN + embeddings variant is missing")
+    with_ds = [v for v in at_dim if "downstream" in v]
+    if not (base and with_ds):
+        r.missing.append("AUC / GAUC lift: the ids-only baseline or a DIN + embeddings variant is missing")
+        return
+    final = with_ds[-1]
+    best = max(with_ds, key=lambda v: v["downstream"]["auc"])
+    rows = [("DIN ids-only", base["downstream"]), (f"DIN + {final['key']} (final)", final["downstream"])]
+    if best["key"] != final["key"]:
+        rows.append((f"DIN + {best['key']} (best AUC at dim {r.preset.get('dim')})", best["downstream"]))
+    fig = _plot_ctr(rows, r.out_dir / "report_ctr_lift.png")
+    r.page.img(r.rel(fig), "AUC and GAUC with and without embeddings")
+    b = base["downstream"]
+    r.page.table(["model", "test AUC", "GAUC", "cold-item AUC", "AUC lift", "cold-item AUC lift", "best epoch"],
+                 [[n, _f(d["auc"]), _f(d["gauc"]), _f(d["cold_auc"]), f"{d['auc'] - b['auc']:+.4f}",
+                   f"{d['cold_auc'] - b['cold_auc']:+.4f}", d.get("best_epoch")] for n, d in rows])
+    r.page.p(f"Fixed recipe: DIN embed_dim {recipe.get('embed_dim')}, embeddings projected to "
+             f"{recipe.get('moon_proj_dim')}, Adam lr {recipe.get('lr')}, batch {recipe.get('batch_size')}, "
+             f"{recipe.get('epochs')} epoch(s), test at the best validation-AUC epoch, L = {L}; split A "
+             f"(global time 80/10/10), {b.get('n_cold', '?')} test rows of cold items.")
 
-    # exchange rate
-    page.h(2, "Exchange rate of the intermediate metrics")
-    if ex:
-        page.p("Verdict: " + ex["verdict"] + ".")
-        page.table(["metric", "range over variants", "AUC points per 0.1", "R²", "Spearman AUC (p)", "Spearman GAUC",
-                    "Spearman cold AUC"],
-                   [[m, " - ".join(_f(v, 3) for v in ex["rates"][m]["range"]),
-                     f"{ex['rates'][m]['auc']['per_step'] * 100:+.3f}", _f(ex["rates"][m]["auc"]["r2"], 2),
-                     f"{_f(ex['rates'][m]['auc']['spearman'], 2)} ({_f(ex['rates'][m]['auc']['spearman_p'], 3)})",
-                     _f(ex["rates"][m]["gauc"]["spearman"], 2), _f(ex["rates"][m]["cold_auc"]["spearman"], 2)]
-                    for m in ex["ranking"]])
-        for name in ex["figures"]:
-            page.img(rel(run_dir / name), name)
-    else:
-        missing.append("exchange rate: exchange_rate.json missing (run `moon-features lab exchange-rate`)")
 
-    # scaling
-    page.h(2, "Scaling")
-    if sc and sc.get("sweeps"):
-        for name, sw in sc["sweeps"].items():
-            page.h(3, SWEEP_INFO[name][0])
-            page.ul([f["text"] for f in sw["fits"].values()])
-            page.table(["point", "x", "wall seconds"] + sw["fit_metrics"],
-                       [[("ids-only " if p.get("model") == "din_ids" else "") + p["key"], p["x"],
-                         f"{p['seconds']:.0f}"] + [_f(p["y"].get(m)) for m in sw["fit_metrics"]]
-                        for p in sw["points"] + sw.get("baseline_points", [])])
-            page.img(rel(run_dir / sw["figure"]), f"scaling {name}")
-        for name in SWEEP_INFO:
-            if name not in sc["sweeps"]:
-                missing.append(f"scaling sweep {name!r} not run")
-    else:
-        missing.append("scaling: scaling.json missing (run `moon-features lab scaling`)")
+def _exchange_rate_section(r: _Report, ex: dict | None) -> None:
+    r.page.h(2, "Exchange rate of the intermediate metrics")
+    if not ex:
+        r.missing.append("exchange rate: exchange_rate.json missing (run `moon-features lab exchange-rate`)")
+        return
+    rates = ex["rates"]
+    r.page.p("Verdict: " + ex["verdict"] + ".")
+    r.page.table(["metric", "range over variants", "AUC points per 0.1", "R²", "Spearman AUC (p)", "Spearman GAUC",
+                  "Spearman cold AUC"],
+                 [[m, " - ".join(_f(v, 3) for v in rates[m]["range"]),
+                   f"{rates[m]['auc']['per_step'] * 100:+.3f}", _f(rates[m]["auc"]["r2"], 2),
+                   f"{_f(rates[m]['auc']['spearman'], 2)} ({_f(rates[m]['auc']['spearman_p'], 3)})",
+                   _f(rates[m]["gauc"]["spearman"], 2), _f(rates[m]["cold_auc"]["spearman"], 2)]
+                  for m in ex["ranking"]])
+    for name in ex["figures"]:
+        r.page.img(r.rel(r.run_dir / name), name)
 
-    # serving latency
-    page.h(2, "Serving latency")
-    files = find_latency_files(run_dir, serving)
+
+def _scaling_section(r: _Report, sc: dict | None) -> None:
+    r.page.h(2, "Scaling")
+    if not (sc and sc.get("sweeps")):
+        r.missing.append("scaling: scaling.json missing (run `moon-features lab scaling`)")
+        return
+    for name, sw in sc["sweeps"].items():
+        r.page.h(3, SWEEP_INFO[name][0])
+        r.page.ul([f["text"] for f in sw["fits"].values()])
+        r.page.table(["point", "x", "wall seconds"] + sw["fit_metrics"],
+                     [[("ids-only " if p.get("model") == "din_ids" else "") + p["key"], p["x"],
+                       f"{p['seconds']:.0f}"] + [_f(p["y"].get(m)) for m in sw["fit_metrics"]]
+                      for p in sw["points"] + sw.get("baseline_points", [])])
+        r.page.img(r.rel(r.run_dir / sw["figure"]), f"scaling {name}")
+    for name in SWEEP_INFO:
+        if name not in sc["sweeps"]:
+            r.missing.append(f"scaling sweep {name!r} not run")
+
+
+def _serving_section(r: _Report, serving: list[str | Path] | None) -> None:
+    r.page.h(2, "Serving latency")
     shown = False
-    for f in files:
+    for f in find_latency_files(r.run_dir, serving):
         if not f.exists():
-            missing.append(f"serving latency: {f} not found")
+            r.missing.append(f"serving latency: {f} not found")
             continue
         rows = latency_rows(json.loads(f.read_text()))
         if rows:
-            page.p(f"From `{f}`:")
-            page.table(["measurement", "n", "p50 ms", "p99 ms", "mean ms", "req/s"], rows)
+            r.page.p(f"From `{f}`:")
+            r.page.table(["measurement", "n", "p50 ms", "p99 ms", "mean ms", "req/s"], rows)
             setup = read_json(f).get("setup") if isinstance(read_json(f), dict) else None
             if setup:
-                page.p("Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items() if not isinstance(v, (list, dict))))
+                r.page.p("Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items() if not isinstance(v, (list, dict))))
             shown = True
     if not shown:
-        page.p("No serving bench JSON in the run folder; pass one with `--serving FILE` "
-               "(e.g. `python bench/serving.py --json <run>/serving.json`).")
-        missing.append("serving latency: no bench JSON")
-
-    page.h(2, "Missing from this run")
-    page.ul(missing or ["nothing: every section has data"])
-    md = out_dir / "report.md"
-    md.write_text(page.markdown())
-    (out_dir / "report.html").write_text(page.html(f"MOON lab report: {run_dir.name}"))
-    print(f"report: {md} and {out_dir / 'report.html'} ({len(missing)} section(s) incomplete)")
-    return md
+        r.page.p("No serving bench JSON in the run folder; pass one with `--serving FILE` "
+                 "(e.g. `python bench/serving.py --json <run>/serving.json`).")
+        r.missing.append("serving latency: no bench JSON")
