@@ -145,7 +145,8 @@ def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, se
     offline = _offline_scores(scorer, data)
     online = np.zeros(len(rows), dtype=np.float32)
     for user, idx in rows.groupby("user_id", sort=False).indices.items():
-        online[idx] = scorer.score(int(user), rows.item_id.to_numpy()[idx])
+        # rows hold the repo's codes; the scorer takes the caller's own ids (idmap.py)
+        online[idx] = scorer.score(scorer.ids.users.decode([user])[0], scorer.ids.items.decode(rows.item_id.to_numpy()[idx]))
     out = rows[["user_id", "item_id", "event_timestamp"]].assign(
         offline=offline, online=online, diff=np.abs(offline.astype(np.float64) - online))
     report = ConsistencyReport(out, tolerance, scorer.reader.backend)

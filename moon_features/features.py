@@ -6,6 +6,7 @@ from pathlib import Path
 from feast import FeatureStore
 
 from .data.layout import load_dataset
+from .idmap import coded_dataset
 from .spec import EmbeddingSpec, FeatureSpec
 from .store.definitions import embedding_sources_in
 from .store.repo import DATA_DIR, SPEC_FILE, apply_repo, init_repo
@@ -21,14 +22,15 @@ def build_feature_repo(data: str | Path, repo: str | Path, max_len: int = 50, on
     repo = Path(repo)
     if online or not (repo / "feature_store.yaml").exists():
         init_repo(repo, online=online or "sqlite")
-    ds = load_dataset(data)
+    ds, ids = coded_dataset(load_dataset(data))  # any int64 / string ids -> dense codes (idmap.py)
     if embedding is None:
         found = embedding_sources_in(repo / DATA_DIR)
         embedding = found[-1] if found else None
     spec = FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding)
     spec.save(repo / SPEC_FILE)
     paths = write_sources(ds, spec, repo / DATA_DIR)
+    ids.save(repo / DATA_DIR)  # serving and `train --rows` map the user's ids with it
     store = apply_repo(repo)
     print(f"feature repo {repo}: {len(paths)} sources written, spec {spec.fingerprint()} "
-          f"(embedding {embedding.view_name if embedding else 'none'}), applied")
+          f"(embedding {embedding.view_name if embedding else 'none'}; {ids.summary()}), applied")
     return spec, store

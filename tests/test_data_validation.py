@@ -60,11 +60,16 @@ def test_unknown_user_and_bad_label(shop):
         validate_dataset(ds)
 
 
-def test_zero_id_is_reserved_for_padding(shop):
+def test_zero_id_is_valid_and_mapped_off_the_padding_code(shop):
+    from moon_features.idmap import DatasetIds
+
     ds = _copy(shop)
+    old = ds.items.loc[0, "item_id"]
     ds.items.loc[0, "item_id"] = 0
-    with pytest.raises(DatasetError, match=r"padding"):
-        validate_dataset(ds)
+    ds.interactions.loc[ds.interactions["item_id"] == old, "item_id"] = 0
+    validate_dataset(ds)
+    codes = DatasetIds.fit(ds).items.encode(ds.items["item_id"])
+    assert codes.min() == 1 and len(set(codes)) == len(codes)  # 0 stays the padding code
 
 
 def test_missing_image_is_flagged_and_corrupt_image_reported_by_id(shop, shop_dir, tmp_path):

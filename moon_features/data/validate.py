@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import MoonFeaturesError
+from ..idmap import IdMapError, check_ids
 # The layout (layout.py) imports this module to validate what it loads, so the rules live here
 # and this module needs nothing from the layout: the required columns of each table.
 ITEM_REQUIRED = ("item_id", "title", "image_path", "first_seen")
@@ -32,11 +33,12 @@ class ValidationReport:
     n_users: int
     n_interactions: int
     items_without_image: list[int] = field(default_factory=list)
+    items_without_text: int = 0  # no title (the encoder then has the image and attributes only)
     corrupt_images: dict[int, str] = field(default_factory=dict)  # item_id -> reason
 
     def summary(self) -> str:
         return (f"{self.n_items:,} items, {self.n_users:,} users, {self.n_interactions:,} interactions; "
-                f"{len(self.items_without_image):,} items without image, "
+                f"{len(self.items_without_image):,} items without image, {self.items_without_text:,} without text, "
                 f"{len(self.corrupt_images):,} corrupt images")
 
 
@@ -69,12 +71,18 @@ def _require_utc(df: pd.DataFrame, table: str, column: str) -> None:
         raise DatasetError(f"{table}.{column} is empty in rows {_listed(bad)}")
 
 
-def _require_int_ids(df: pd.DataFrame, table: str, column: str) -> None:
-    if not pd.api.types.is_integer_dtype(df[column].dtype):
-        raise DatasetError(f"{table}.{column} must be integer ids, got dtype {df[column].dtype}")
-    bad = df.loc[df[column] <= 0, column]
-    if len(bad):
-        raise DatasetError(f"{table}.{column} must be positive (0 is the padding id); rows {_listed(bad.index)}")
+def _require_ids(df: pd.DataFrame, table: str, column: str) -> str:
+    """Ids are any int64 or any strings (features build maps them to dense codes: moon_features.idmap)."""
+    try:
+        return check_ids(df[column], f"{table}.{column}")
+    except IdMapError as e:
+        raise DatasetError(str(e)) from None
+
+
+def _require_same_kind(kinds: dict[str, str], column: str) -> None:
+    if len(set(kinds.values())) > 1:
+        shown = ", ".join(f"{t}.{column} is {k}" for t, k in kinds.items())
+        raise DatasetError(f"{shown}: use one id type in every table (all int64 or all str)")
 
 
 def _require_finite_numbers(df: pd.DataFrame, table: str, column: str, key: str) -> None:
@@ -129,10 +137,10 @@ def validate_dataset(ds, check_images: bool = True) -> ValidationReport:
 
     if len(items) == 0:
         raise DatasetError("items has no rows: a catalogue needs at least one item")
-    _require_int_ids(items, "items", "item_id")
-    _require_int_ids(users, "users", "user_id")
-    _require_int_ids(inter, "interactions", "item_id")
-    _require_int_ids(inter, "interactions", "user_id")
+    _require_same_kind({"items": _require_ids(items, "items", "item_id"),
+                        "interactions": _require_ids(inter, "interactions", "item_id")}, "item_id")
+    _require_same_kind({"users": _require_ids(users, "users", "user_id"),
+                        "interactions": _require_ids(inter, "interactions", "user_id")}, "user_id")
     _require_unique(items, "items", "item_id")
     _require_unique(users, "users", "user_id")
     _require_utc(items, "items", "first_seen")
@@ -160,12 +168,13 @@ def validate_dataset(ds, check_images: bool = True) -> ValidationReport:
             _require_finite_numbers(df, table, col, key)
 
     report = ValidationReport(len(items), len(users), len(inter))
+    report.items_without_text = int((items["title"].fillna("").astype(str).str.strip() == "").sum())
     for item_id, image_path in zip(items["item_id"], items["image_path"]):
         path = ds.image_file(image_path)
         if path is None:
-            report.items_without_image.append(int(item_id))
+            report.items_without_image.append(item_id)
         elif check_images:
             reason = check_image(path)
             if reason:
-                report.corrupt_images[int(item_id)] = reason
+                report.corrupt_images[item_id] = reason
     return report

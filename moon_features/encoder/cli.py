@@ -11,11 +11,14 @@ import os
 import sys
 from pathlib import Path
 
+from ..idmap import coded_dataset
+
 
 def _load(data: str):
+    """The dataset in dense id codes: embeddings are keyed like the feature repo (moon_features.idmap)."""
     from moon_features.data.layout import load_dataset
 
-    return load_dataset(data)
+    return coded_dataset(load_dataset(data))[0]
 
 
 def _train(args) -> int:

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from ..idmap import IdMapError
 from ..store.errors import OnlineStoreUnavailableError
 from .errors import ContextError, EventRejectedError, RequestBodyError, StoreNotMaterializedError, TooManyCandidatesError
 from .events import CachedHealth, EventService, StoreHealth
@@ -83,6 +84,7 @@ def _install_error_handlers(app: FastAPI, metrics: ServingMetrics) -> None:
     app.add_exception_handler(StoreNotMaterializedError, not_materialized)
     app.add_exception_handler(ContextError, unprocessable)
     app.add_exception_handler(EventRejectedError, unprocessable)
+    app.add_exception_handler(IdMapError, unprocessable)  # e.g. a string id sent to an int-id repo
     app.add_exception_handler(RequestBodyError, bad_body)
     app.add_exception_handler(RequestValidationError, bad_query)
     app.add_exception_handler(TooManyCandidatesError,
@@ -117,8 +119,8 @@ def create_app(settings: ServingSettings | None = None, scorer: CTRScorer | None
 
     def events_sync(body: bytes) -> JSONResponse:
         req = parse_model(body, EventRequest)
-        row = events.append(req.user_id, req.item_id, req.event_timestamp)
-        return JSONResponse({"user_id": row["user_id"], "hist_len": row["hist_len"],
+        row = events.append(req.user_id, req.item_id, req.event_timestamp, req.event_type)
+        return JSONResponse({"user_id": row["user_id"], "hist_len": int(row["hist_len"]),
                              "hist_item_ids": row["hist_item_ids"].tolist(),
                              "event_timestamp": row["event_timestamp"].isoformat()})
 

@@ -52,6 +52,7 @@ class EventService:
         self.appender = SequenceAppender(scorer.store, scorer.reader.spec)
         self.min_time = settings.min_event_time()
         self.max_future = timedelta(seconds=settings.events_max_future_s)
+        self.event_types = settings.event_type_set()
 
     def event_time(self, given: datetime | None) -> datetime:
         now = datetime.now(timezone.utc)
@@ -66,19 +67,32 @@ class EventService:
                                      "the server's clock (events_max_future_s); send the time the event happened")
         return when
 
-    def check_ids(self, user_id: int, item_id: int) -> None:
-        if user_id < 1 or item_id < 1:
+    def check_ids(self, user_code: int, item_code: int, item_id) -> None:
+        """Codes as the store keys them (idmap.py); `item_id` is the caller's, for the message."""
+        if user_code < 1 or item_code < 1:
             raise EventRejectedError("user_id and item_id must be positive (0 is the padding id)")
-        _, found = self.scorer.reader.item_profiles([item_id])
+        _, found = self.scorer.reader.item_profiles([item_code])
         if not bool(found[0]):
-            raise EventRejectedError(f"item_id {item_id} is not in the catalogue (no row in {ITEM_PROFILE_VIEW}); "
-                                     "add the item and materialize before sending its events")
+            raise EventRejectedError(f"item_id {str(item_id)[:64]} is not in the catalogue (no row in "
+                                     f"{ITEM_PROFILE_VIEW}); add the item and materialize before sending its events")
 
-    def append(self, user_id: int, item_id: int, given: datetime | None) -> dict:
+    def check_type(self, event_type: str) -> None:
+        if event_type not in self.event_types:
+            raise EventRejectedError(f"event_type must be one of {sorted(self.event_types)} (the service's "
+                                     "event_types setting: add e.g. purchase or add_to_cart there)")
+
+    def append(self, user_id, item_id, given: datetime | None, event_type: str = "click") -> dict:
+        """Append one positive event, ids as the caller's dataset has them; the row in the caller's ids."""
+        self.check_type(event_type)
         when = self.event_time(given)
         self.health.check()
-        self.check_ids(user_id, item_id)
-        return self.appender.append(user_id, item_id, when)
+        ids = self.scorer.ids
+        user_code, item_code = int(ids.users.encode([user_id])[0]), int(ids.items.encode([item_id])[0])
+        self.check_ids(user_code, item_code, item_id)
+        row = dict(self.appender.append(user_code, item_code, when))
+        row["user_id"] = user_id
+        row["hist_item_ids"] = ids.items.decode(row["hist_item_ids"])
+        return row
 
     def close(self) -> None:
         self.appender.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +21,9 @@ from .errors import RequestBodyError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, strict=True)]
+# An id as the user's dataset has it: int64, or a string for a repo built from string ids
+# (a string sent to an int-id repo is a 422 from the scorer's id map, moon_features.idmap).
+Id = Int64 | Annotated[str, Field(min_length=1, max_length=256, strict=True)]
 MAX_ERRORS = 5
 MAX_LOC_CHARS = 64
 MAX_MSG_CHARS = 200
@@ -29,8 +32,8 @@ MAX_MSG_CHARS = 200
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Int64 = Field(description="The user to rank for; an unknown user is scored with an empty history")
-    candidate_item_ids: list[Int64] = Field(min_length=1, description="Candidates; more than max_candidates -> 413")
+    user_id: Id = Field(description="The user to rank for; an unknown user is scored with an empty history")
+    candidate_item_ids: list[Id] = Field(min_length=1, description="Candidates; more than max_candidates -> 413")
     context: dict[str, Annotated[int, Field(strict=True)]] | None = Field(
         None, description="Context feature ids (only the model's context fields)")
 
@@ -38,9 +41,10 @@ class ScoreRequest(BaseModel):
 class EventRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Int64 = Field(description="A positive user id (new users are welcome)")
-    item_id: Int64 = Field(description="A positive id of an item in the catalogue (the item profile view)")
-    event_type: Literal["click", "like"] = Field(description="Positive events append to the behaviour sequence")
+    user_id: Id = Field(description="The user's id as in the dataset (new users are welcome)")
+    item_id: Id = Field(description="The id of an item in the catalogue (the item profile view)")
+    event_type: Annotated[str, Field(min_length=1, max_length=64, strict=True)] = Field(
+        description="One of the service's event_types (default click, like): each appends to the behaviour sequence")
     event_timestamp: datetime | None = Field(
         None, description="ISO 8601 with a time zone; default: now (UTC). Bounded: not before "
                           "events_min_time, not more than events_max_future_s ahead of the server's clock")

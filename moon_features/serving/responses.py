@@ -14,13 +14,13 @@ class ScoreResponse(BaseModel):
     user_found: bool = Field(description="False: unknown user, scored with an empty history and no profile")
     history_length: int = Field(description="History items the model attended to")
     item_found: list[bool] = Field(description="Per candidate; False: unknown item, scored with zero features")
-    unknown_item_ids: list[int]
+    unknown_item_ids: list[int | str] = Field(description="The caller's ids (str for a string-id repo)")
 
 
 class EventResponse(BaseModel):
-    user_id: int
+    user_id: int | str
     hist_len: int
-    hist_item_ids: list[int] = Field(description="The user's sequence after the append, oldest first")
+    hist_item_ids: list[int | str] = Field(description="The user's sequence after the append, oldest first")
     event_timestamp: datetime
 
 

@@ -22,7 +22,9 @@ from feast import FeatureStore
 from ctr_models.artifact import ModelArtifact, artifact_files, from_pretrained
 from ctr_models.batch import CTRBatch
 
+from ..idmap import DatasetIds
 from ..spec import FeatureSpec, embedding_view_name
+from ..store.configs import DATA_DIR
 from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
@@ -44,7 +46,7 @@ class ModelBackendError(ServingError, ValueError):
 class ScoreResult:
     """Scores in request order plus what the lookup could not find."""
 
-    item_ids: np.ndarray           # int64 [n], as requested
+    item_ids: np.ndarray           # [n], the caller's ids as requested (int64, or str for a string-id repo)
     scores: np.ndarray             # float32 [n] click probabilities
     item_found: np.ndarray         # bool [n]; False: unknown item, scored with zero features
     user_found: bool               # False: unknown user, scored with an empty history
@@ -132,6 +134,8 @@ class CTRScorer:
             torch.set_num_threads(int(torch_threads))
         self.store = feature_store
         self.reader = OnlineReader(feature_store, spec)
+        # The caller's ids -> the repo's dense codes (idmap.py); identity when features build kept them.
+        self.ids = DatasetIds.load(Path(feature_store.repo_path) / DATA_DIR)
         model_dir = None
         if not isinstance(model_artifact, ModelArtifact):
             model_dir = Path(model_artifact)
@@ -176,17 +180,20 @@ class CTRScorer:
             # The failed connection was dropped; a fresh one succeeds if the store is back.
             return self.reader.lookup(user_id, candidate_ids, version=version)
 
-    def score_detailed(self, user_id: int, candidate_item_ids, context: dict | None = None) -> ScoreResult:
-        ids = np.asarray(candidate_item_ids, dtype=np.int64).reshape(-1)
-        if self.max_candidates is not None and len(ids) > self.max_candidates:
-            raise TooManyCandidatesError(len(ids), self.max_candidates)
+    def score_detailed(self, user_id, candidate_item_ids, context: dict | None = None) -> ScoreResult:
+        """Ids are the caller's own (int64 or str, as in the dataset); mapped to codes here."""
+        raw = np.asarray(candidate_item_ids, dtype=None if self.ids.items.string_ids else np.int64).reshape(-1)
+        if self.max_candidates is not None and len(raw) > self.max_candidates:
+            raise TooManyCandidatesError(len(raw), self.max_candidates)
+        ids = self.ids.items.encode(raw)
+        user_id = int(self.ids.users.encode([user_id])[0])
         t0 = time.perf_counter()
         lookup = self.lookup(int(user_id), ids)
         t1 = time.perf_counter()
         t1b = t1
         if len(ids) == 0:
             scores = np.zeros(0, dtype=np.float32)
-            hist_len = min(int(lookup.user["hist_len"]), self.spec.max_len)
+            hist_len = min(lookup.user.hist_len, self.spec.max_len)
         else:
             batch = online_batch(lookup, self.spec, self.inputs, int(user_id), context)
             t1b = time.perf_counter()
@@ -197,10 +204,10 @@ class CTRScorer:
         found = cand.profile_found & cand.embedding_found if self.use_moon else cand.profile_found
         hist = lookup.history
         hist_found = hist.profile_found & hist.embedding_found if self.use_moon else hist.profile_found
-        return ScoreResult(ids, scores, found, bool(lookup.user["found"]), hist_len,
+        return ScoreResult(raw, scores, found, lookup.user.found, hist_len,
                            int((~hist_found).sum()), {"lookup": t1 - t0, "batch": t1b - t1, "model": t2 - t1b})
 
-    def score(self, user_id: int, candidate_item_ids, context: dict | None = None) -> np.ndarray:
+    def score(self, user_id, candidate_item_ids, context: dict | None = None) -> np.ndarray:
         """float32 [n]: the click probability of each candidate, in the order given."""
         return self.score_detailed(user_id, candidate_item_ids, context).scores
 

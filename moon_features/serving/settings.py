@@ -17,6 +17,7 @@
     store_timeout_s: 0.5               # the service's Redis connect / reply timeout (a hung Redis -> 503)
     require_materialized: true         # /health and /events answer 503 when a view's marker is missing
     backend: torch                     # the model's runtime: torch, onnx or onnx-int8 (onnx extra)
+    event_types: click,like            # /events types that append to the behaviour sequence (e.g. purchase,add_to_cart)
 
 Environment: MOON_SERVING_<FIELD> (e.g. MOON_SERVING_PORT=9000); MOON_SERVING_CONFIG names the file.
 The token is best given as MOON_SERVING_AUTH_TOKEN (docs/reliability.md: access and gateways).
@@ -54,6 +55,7 @@ class ServingSettings:
     store_timeout_s: float = 0.5
     require_materialized: bool = True
     backend: str = "torch"
+    event_types: str = "click,like"  # comma-separated (a YAML list is accepted too)
 
     def __post_init__(self):
         if self.max_body_bytes < 1024 or self.max_in_flight < 1:
@@ -69,8 +71,14 @@ class ServingSettings:
             raise SettingsError(f"port must be in 1..65535, got {self.port}")
         if self.workers < 1 or self.torch_threads < 1:
             raise SettingsError("workers and torch_threads must be >= 1")
+        if not self.event_type_set():
+            raise SettingsError("event_types must name at least one event type, e.g. click,purchase")
         if self.backend not in ("torch", "onnx", "onnx-int8"):
             raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}")
+
+    def event_type_set(self) -> frozenset[str]:
+        """The event types /events accepts: each is a positive event appended to the sequence."""
+        return frozenset(t.strip() for t in str(self.event_types).split(",") if t.strip())
 
     def min_event_time(self):
         """events_min_time as an aware UTC datetime."""
@@ -151,4 +159,6 @@ def _coerce(name: str, value, type_name: str):
             return int(value)
         except (TypeError, ValueError):
             raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
+    if isinstance(value, (list, tuple)):  # event_types as a YAML / JSON list
+        return ",".join(map(str, value))
     return None if value in ("", "null", "None") else str(value)

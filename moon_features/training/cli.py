@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pandas as pd
 
 from ctr_models.registry import model_names
 
+from ..idmap import DatasetIds, coded_dataset
+from ..store.configs import DATA_DIR
+
 
 def _entity_rows(args) -> pd.DataFrame:
+    """Entity rows in the repo's dense id codes (the user's own ids are mapped with its id map)."""
     from ..data.layout import load_dataset
     from ..store.sources import entity_rows
 
     if args.rows:
-        return pd.read_parquet(args.rows)
-    return entity_rows(load_dataset(args.data))
+        return DatasetIds.load(Path(args.repo) / DATA_DIR).encode_rows(pd.read_parquet(args.rows))
+    return entity_rows(coded_dataset(load_dataset(args.data))[0])
 
 
 def _train(args) -> None:
@@ -32,9 +38,15 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from .train import evaluate_from_feast
+    from .train import describe_splits, evaluate_from_feast, time_split
 
-    metrics = evaluate_from_feast(args.repo, _entity_rows(args), args.model_dir, config_file=args.config)
+    rows = _entity_rows(args)
+    split = args.split or ("all" if args.rows else "test")
+    if split != "all":  # the rows `train` held out: scoring training rows too reports in-sample AUC
+        rows = dict(zip(("train", "val", "test"), time_split(rows)))[split]
+    print(f"evaluating on the {split} rows of {'--rows' if args.rows else '--data'}:\n"
+          + describe_splits({split: rows}), file=sys.stderr)
+    metrics = evaluate_from_feast(args.repo, rows, args.model_dir, config_file=args.config)
     print(json.dumps({k: float(v) for k, v in metrics.items()}, indent=2))
 
 
@@ -67,4 +79,6 @@ def add_training_commands(sub) -> None:
     p = sub.add_parser("evaluate", help="AUC / GAUC / logloss of a saved model on entity rows")
     _rows_arguments(p)
     p.add_argument("--model-dir", required=True)
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default=None,
+                   help="which rows of train's time split to score (default: test with --data, all with --rows)")
     p.set_defaults(func=_evaluate)

@@ -33,9 +33,45 @@ class TrainReport:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
 
+    cold_reason: str = ""  # why the cold-item AUC is missing (no cold rows, or one class only)
+
     def line(self) -> str:
+        cold = (f"cold items AUC {self.cold_test['auc']:.4f}" if "auc" in self.cold_test
+                else f"cold items AUC n/a ({self.cold_reason})")
+        if "auc" not in self.test:
+            return f"test AUC n/a ({self.cold_reason or 'the test split has one class'}); {cold}"
         return (f"test AUC {self.test['auc']:.4f} GAUC {self.test.get('gauc', float('nan')):.4f} "
-                f"logloss {self.test['logloss']:.4f}; cold items AUC {self.cold_test.get('auc', float('nan')):.4f}")
+                f"logloss {self.test['logloss']:.4f}; {cold}")
+
+
+def metrics_gap(labels: np.ndarray, what: str) -> str:
+    """Why AUC cannot be computed on `labels`, or '' when it can."""
+    if len(labels) == 0:
+        return (f"no {what} rows: every test item was seen in training" if what == "cold-item"
+                else f"the {what} split is empty")
+    if len(np.unique(labels)) < 2:
+        return (f"all {len(labels):,} {what} rows have label {int(labels[0])}; AUC needs both classes "
+                "(a purchase-only log needs negatives: `moon-features data sample-negatives`)")
+    return ""
+
+
+def describe_splits(parts: dict[str, pd.DataFrame]) -> str:
+    """One line per split: rows, positives, and the time range (a leak-free split is by time)."""
+    lines = []
+    for name, rows in parts.items():
+        if len(rows):
+            t = rows["event_timestamp"]
+            lines.append(f"  {name:<5} {len(rows):>9,} rows, {int(rows['label'].sum()):,} positive, "
+                         f"{t.min():%Y-%m-%d %H:%M} .. {t.max():%Y-%m-%d %H:%M}")
+        else:
+            lines.append(f"  {name:<5} 0 rows")
+    return "\n".join(lines)
+
+
+def print_epoch(rec: dict, model) -> None:
+    """Trainer callback: the epoch's loss and validation metrics while training runs."""
+    val = " ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and isinstance(v, float))
+    print(f"  epoch {rec['epoch']}: train loss {rec['train_loss']:.4f}; validation {val or 'n/a'}", flush=True)
 
 
 def time_split(rows: pd.DataFrame, val_frac: float = 0.1, test_frac: float = 0.1):
@@ -67,6 +103,7 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
                                 "`features build` first, or train with --no-moon")
     store = open_store(repo, config_file)
     train_rows, val_rows, test_rows = time_split(entity_rows)
+    print("time split:\n" + describe_splits({"train": train_rows, "val": val_rows, "test": test_rows}), flush=True)
     get = lambda rows: training_data(store, spec, rows, use_moon=use_moon)  # noqa: E731
     train, val, test = get(train_rows), get(val_rows), get(test_rows)
 
@@ -77,6 +114,7 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     out_dir = Path(out_dir)
     cfg.checkpoint_dir = cfg.checkpoint_dir or str(out_dir / "checkpoints")
     trainer = Trainer(cfg)
+    trainer.callbacks.append(print_epoch)
     name = f"{model}{'+moon' if use_moon else ' ids'}"
     if engine == "ray":  # Ray Train TorchTrainer, DDP over `workers` CPU workers (ray_train.py)
         from .ray_train import fit_on_ray
@@ -96,7 +134,8 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     }, metrics={"test": test_m, "cold_items_test": cold_m, "best_epoch": fit.best_epoch})
     plot_training_curves({name: fit.history}, out_dir / "training_curves.png")
     (out_dir / "history.json").write_text(json.dumps(fit.history, indent=2))
-    report = TrainReport(out_dir, test_m, cold_m, fit.best_epoch, fit.history)
+    report = TrainReport(out_dir, test_m, cold_m, fit.best_epoch, fit.history,
+                         cold_reason=metrics_gap(cold.labels, "cold-item") or metrics_gap(test.labels, "test"))
     print(f"{name}: {report.line()} -> {out_dir}")
     return report
 
