@@ -19,6 +19,7 @@ from ctr_models.tf.layers import TargetAttention, length_mask  # noqa: E402
 
 CASES = [
     ("din_id", DIN, ctf.DIN, DINConfig(embed_dim=8), None, ()),
+    ("din_paper_raw_weights", DIN, ctf.DIN, DINConfig(embed_dim=8, attention_norm="none", interest_product=False), None, ()),
     ("din_moon", DIN, ctf.DIN, DINConfig(embed_dim=8, use_moon=True, moon_proj_dim=8), 6, ()),
     ("din_softmax_prelu", DIN, ctf.DIN,
      DINConfig(embed_dim=8, use_moon=True, attention_norm="softmax", attention_act="prelu", dnn_act="prelu"), 6, ()),

@@ -34,7 +34,7 @@ class DIN(tf.keras.Model):
         self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
         self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
         width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim
-                 + self.embedding.item_dim
+                 + self.embedding.item_dim * (2 if config.interest_product else 1)
                  + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
@@ -58,6 +58,8 @@ class DIN(tf.keras.Model):
         if emb.moon is not None:
             parts.append(q[:, emb.item_dim - emb.moon_dim:])  # projected MOON of the target
         parts.append(interest)
+        if self.config.interest_product:  # as the torch DIN: target * interest into the MLP
+            parts.append(q * interest)
         if self.sim_hist is not None:
             parts.append(self.sim_hist(sim, mask))
         parts += [tf.cast(features[n], tf.float32)[:, None] for n in self.inputs.dense]
