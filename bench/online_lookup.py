@@ -83,11 +83,12 @@ def check_same(stock: dict, lk, dim_field: str = EMBEDDING_FIELD) -> None:
             assert not lk.candidates.embedding_found[i]
         else:
             assert lk.candidates.embedding_found[i] and np.array_equal(np.asarray(v, np.float32), emb[i]), i
-    for name, value in lk.user.items():
+    user = dict(lk.user.profile, hist_item_ids=lk.user.hist_item_ids, hist_len=lk.user.hist_len)
+    for name, value in user.items():
         if name in stock:
             got = stock[name][0]
             want = np.asarray(got if got is not None else [])
-            assert np.array_equal(np.asarray(value), want) or (got is None and not lk.user["found"]), name
+            assert np.array_equal(np.asarray(value), want) or (got is None and not lk.user.found), name
 
 
 def main() -> None:

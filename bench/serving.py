@@ -139,14 +139,15 @@ def machine_time(level: dict, server_cpu: float, redis_seconds: float) -> dict:
 def stock_lookup(store, spec, reader, user_id: int, candidates: np.ndarray):
     """The same OnlineLookup, read with two stock get_online_features(...).to_dict() calls."""
     from moon_features.spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW
-    from moon_features.store.online_reader import ItemBatch, OnlineLookup
+    from moon_features.store.online_reader import ItemBatch, OnlineLookup, UserRow
 
     user_refs = [f"{v}:{f.name}" for v in (USER_PROFILE_VIEW, SEQUENCE_VIEW) for f in reader._view(v).features]
     u = store.get_online_features(features=user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
     hist = np.asarray(u["hist_item_ids"][0] or [], dtype=np.int64)
-    user = {f.name: (u[f.name][0] or 0) for f in spec.user_categorical}
-    user.update({n: (u[n][0] or 0.0) for n in spec.user_dense})
-    user.update(hist_item_ids=hist, hist_len=len(hist), found=u["hist_len"][0] is not None)
+    profile = {f.name: (u[f.name][0] or 0) for f in spec.user_categorical}
+    profile.update({n: (u[n][0] or 0.0) for n in spec.user_dense})
+    stored = u["hist_len"][0] is not None
+    user = UserRow(profile, hist, len(hist), found=stored, sequence_found=stored)
     item_refs = [f"{ITEM_PROFILE_VIEW}:{f.name}" for f in spec.item_categorical]
     item_refs += [f"{ITEM_PROFILE_VIEW}:{n}" for n in spec.item_dense] + [f"{spec.embedding.view_name}:embedding"]
     ids = np.concatenate([candidates, hist])

@@ -131,8 +131,8 @@ def test_fast_reader_equals_stock_on_cluster(plugin_store, repo):
         assert np.array_equal(col, np.asarray([0 if v is None else v for v in want[name]], col.dtype)), name
     user = 3
     lookup = reader.lookup(user, ids)
-    hist = lookup.user["hist_item_ids"]
-    assert lookup.round_trips == 2 and len(hist) == lookup.user["hist_len"] > 0
+    hist = lookup.user.hist_item_ids
+    assert lookup.round_trips == 2 and len(hist) == lookup.user.hist_len > 0
     assert np.array_equal(lookup.history.embeddings, reader.items(hist).embeddings)
 
 
@@ -146,7 +146,7 @@ def test_sequence_append_on_cluster(plugin_store, repo):
         append_positive_event(plugin, spec, user, item, t0 + pd.Timedelta(seconds=k))
     want = (before + [901, 902])[-spec.max_len:]
     assert current_sequence(plugin, user)[0] == want
-    assert OnlineReader(plugin, spec).user_features(user)["hist_item_ids"].tolist() == want
+    assert OnlineReader(plugin, spec).user_features(user).hist_item_ids.tolist() == want
 
 
 def test_scorer_offline_equals_online_on_cluster(tmp_path_factory, cluster):

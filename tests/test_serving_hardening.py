@@ -81,7 +81,7 @@ def test_fifty_concurrent_events_from_eight_clients_are_all_stored(apps, backend
     assert codes == [200] * 50
     stored, stamped = current_sequence(app.state.scorer.store, user)  # read back by Feast itself
     assert sorted(stored) == items and len(stored) == 50
-    assert app.state.scorer.reader.user_features(user)["hist_len"] == 50
+    assert app.state.scorer.reader.user_features(user).hist_len == 50
     assert pd.Timestamp(stamped) >= t0
 
 
@@ -248,20 +248,20 @@ def test_wiped_store_is_503_and_one_command_refills_it(setup, apps, capsys):
     s, redis = setup
     client = TestClient(apps["redis"])
     user = int(users_with_history(s.repo, 3)[0])
-    history = apps["redis"].state.scorer.reader.user_features(user)["hist_item_ids"].tolist()
+    history = apps["redis"].state.scorer.reader.user_features(user).hist_item_ids.tolist()
     assert client.get("/health").status_code == 200
     redis.command("FLUSHALL")  # what a restart without persistence leaves
     r = client.get("/health")
     assert r.status_code == 503 and "moon-features materialize --repo" in r.json()["detail"]
     r = client.post("/events", json={"user_id": user, "item_id": 3, "event_type": "click"})
     assert r.status_code == 503  # an append into the empty store would replace the history with one item
-    assert apps["redis"].state.scorer.reader.user_features(user)["found"] is False
+    assert apps["redis"].state.scorer.reader.user_features(user).found is False
     # Incremental materialization alone would write nothing (the registry says it is done);
     # the command sees the missing markers and fills those views in full.
     assert moon_cli(["materialize", "--repo", str(s.repo)]) == 0
     assert "in full" in capsys.readouterr().out
     assert client.get("/health").status_code == 200
-    assert apps["redis"].state.scorer.reader.user_features(user)["hist_item_ids"].tolist() == history
+    assert apps["redis"].state.scorer.reader.user_features(user).hist_item_ids.tolist() == history
     assert set(MarkerStore(apps["redis"].state.scorer.store.config).read()) >= set(apps["redis"].state.health.views)
     time.sleep(1.1)  # past /score's cached health
     assert client.post("/score", json={"user_id": user, "candidate_item_ids": [1]}).json()["user_found"] is True

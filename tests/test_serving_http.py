@@ -133,7 +133,7 @@ def test_event_appends_to_the_sequence_and_the_next_score_sees_it(service):
     r = client.post("/events", json={"user_id": user, "item_id": 77, "event_type": "click"})
     assert r.status_code == 200, r.text
     assert r.json()["hist_item_ids"][-1] == 77
-    assert r.json()["hist_item_ids"][:-1] == lookup.user["hist_item_ids"].tolist()[-(s.spec.max_len - 1):]
+    assert r.json()["hist_item_ids"][:-1] == lookup.user.hist_item_ids.tolist()[-(s.spec.max_len - 1):]
     after = client.post("/score", json={"user_id": user, "candidate_item_ids": [8, 9]}).json()
     assert after["history_length"] == min(before["history_length"] + 1, s.spec.max_len)
     assert after["scores"] != before["scores"]

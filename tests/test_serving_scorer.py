@@ -75,7 +75,7 @@ def test_scores_follow_request_order_and_one_lookup_fans_out(setup):
     # One fan-out for the user, the candidates and the history items (one round trip with the
     # reader's Lua path, two where it falls back): never one per item.
     assert 1 <= lookup.round_trips <= 2
-    assert len(lookup.history.item_ids) == lookup.user["hist_len"] > 0
+    assert len(lookup.history.item_ids) == lookup.user.hist_len > 0
     scorer.max_candidates = 4
     with pytest.raises(TooManyCandidatesError, match="5 candidates exceed the limit of 4"):
         scorer.score(user, ids)

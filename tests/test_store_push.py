@@ -29,7 +29,7 @@ def test_append_keeps_last_l_in_order_with_timestamps(store):
     reader = OnlineReader(store, spec)
     user = 3
     before, stored_at = current_sequence(store, user)
-    assert len(before) == reader.user_features(user)["hist_len"] > 0 and stored_at is not None
+    assert len(before) == reader.user_features(user).hist_len > 0 and stored_at is not None
     t0 = pd.Timestamp.now(tz="UTC").floor("s")
     new = [1001, 1002, 1003]
     for k, item in enumerate(new):
@@ -37,7 +37,7 @@ def test_append_keeps_last_l_in_order_with_timestamps(store):
         assert row["event_timestamp"] == (t0 + pd.Timedelta(seconds=k)).to_pydatetime()
     want = (before + new)[-MAX_LEN:]
     got = reader.user_features(user)
-    assert got["hist_item_ids"].tolist() == want and got["hist_len"] == len(want) == MAX_LEN
+    assert got.hist_item_ids.tolist() == want and got.hist_len == len(want) == MAX_LEN
     after, stamped = current_sequence(store, user)
     assert after == want and pd.Timestamp(stamped) == t0 + pd.Timedelta(seconds=2)
 
@@ -60,6 +60,6 @@ def test_new_user_and_naive_timestamp(store):
     assert current_sequence(store, user) == ([], None)
     append_positive_event(store, spec, user, 5, pd.Timestamp("2026-03-01", tz="UTC"))
     got = OnlineReader(store, spec).user_features(user)
-    assert got["hist_item_ids"].tolist() == [5] and got["hist_len"] == 1 and got["sequence_found"]
+    assert got.hist_item_ids.tolist() == [5] and got.hist_len == 1 and got.sequence_found
     with pytest.raises(ValueError, match="time zone"):
         append_positive_event(store, spec, user, 6, pd.Timestamp("2026-03-02"))

@@ -66,13 +66,14 @@ def test_fast_reader_equals_stock_for_users(stores):
     stock = store.get_online_features(features=refs, entity_rows=[{"user_id": u} for u in users]).to_dict()
     for row, u in enumerate(users):
         got = reader.user_features(u)
-        assert got["found"] == (stock["hist_len"][row] is not None)
-        assert got["hist_item_ids"].dtype == np.int64
-        assert got["hist_item_ids"].tolist() == (stock["hist_item_ids"][row] or [])
-        assert got["hist_len"] == (stock["hist_len"][row] or 0) == len(got["hist_item_ids"])
+        assert got.found == got.sequence_found == (stock["hist_len"][row] is not None)
+        assert got.hist_item_ids.dtype == np.int64
+        assert got.hist_item_ids.tolist() == (stock["hist_item_ids"][row] or [])
+        assert got.hist_len == (stock["hist_len"][row] or 0) == len(got.hist_item_ids)
+        assert set(got.profile) == {f.name for f in spec.user_categorical} | set(spec.user_dense)
         for f in spec.user_categorical:
-            assert got[f.name] == (stock[f.name][row] or 0)
-    assert reader.user_features(10**9)["found"] is False
+            assert got.profile[f.name] == (stock[f.name][row] or 0)
+    assert reader.user_features(10**9).found is False
 
 
 def test_lookup_redis_equals_sqlite(stores):
@@ -83,8 +84,8 @@ def test_lookup_redis_equals_sqlite(stores):
                                                entity_rows=[{"user_id": 3}]).to_dict()["user_id"][0])
     cand = np.array([3, 9, 50, *UNKNOWN], dtype=np.int64)
     a, b = fast.lookup(user, cand), slow.lookup(user, cand)
-    assert a.round_trips == 1 and len(a.user["hist_item_ids"]) > 0  # history read by the Lua script
-    assert np.array_equal(a.user["hist_item_ids"], b.user["hist_item_ids"])
+    assert a.round_trips == 1 and len(a.user.hist_item_ids) > 0  # history read by the Lua script
+    assert np.array_equal(a.user.hist_item_ids, b.user.hist_item_ids)
     for x, y in ((a.candidates, b.candidates), (a.history, b.history)):
         assert np.array_equal(x.item_ids, y.item_ids)
         assert np.array_equal(x.embeddings, y.embeddings) and np.array_equal(x.embedding_found, y.embedding_found)
@@ -96,8 +97,8 @@ def test_lookup_redis_equals_sqlite(stores):
     assert c.round_trips == 1 and c.candidates.profiles == {} and len(c.history.item_ids) == 0
     assert np.array_equal(c.candidates.embeddings, a.candidates.embeddings)
     assert np.array_equal(c.candidates.embeddings, d.candidates.embeddings)
-    assert np.array_equal(c.user["hist_item_ids"], d.user["hist_item_ids"])
-    assert np.array_equal(a.history.item_ids, a.user["hist_item_ids"]) and a.history.embedding_found.all()
+    assert np.array_equal(c.user.hist_item_ids, d.user.hist_item_ids)
+    assert np.array_equal(a.history.item_ids, a.user.hist_item_ids) and a.history.embedding_found.all()
 
 
 def test_lookup_falls_back_for_ids_lua_cannot_represent(stores):
@@ -127,7 +128,7 @@ def test_lookup_for_unknown_user_and_no_candidates(stores):
     spec, store, sqlite_store = stores
     for reader in (OnlineReader(store, spec), OnlineReader(sqlite_store, spec)):
         lk = reader.lookup(10**9, [])
-        assert lk.user["found"] is False and lk.user["hist_len"] == 0
+        assert lk.user.found is False and lk.user.hist_len == 0
         assert lk.candidates.embeddings.shape == (0, 64) and lk.history.embeddings.shape == (0, 64)
         emb, found = reader.item_embeddings(UNKNOWN)
         assert emb.shape == (2, 64) and not emb.any() and not found.any()

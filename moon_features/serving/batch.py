@@ -45,12 +45,12 @@ def feature_columns(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> di
     without the history (the history is one list for all rows: see online_batch)."""
     cand = lookup.candidates
     n = len(cand.item_ids)
-    user = lookup.user
+    profile = lookup.user.profile
     cols = {"user_id": np.full(n, user_id, dtype=np.int64), "item_id": cand.item_ids}
     for f in spec.user_categorical:
-        cols[f.name] = np.full(n, int(user.get(f.name, 0)), dtype=np.int64)
+        cols[f.name] = np.full(n, int(profile.get(f.name, 0)), dtype=np.int64)
     for name in spec.user_dense:
-        cols[name] = np.full(n, float(user.get(name, 0.0)), dtype=np.float32)
+        cols[name] = np.full(n, float(profile.get(name, 0.0)), dtype=np.float32)
     for name in [f.name for f in spec.item_categorical] + list(spec.item_dense):
         cols[name] = cand.profiles[name]
     return cols
@@ -94,7 +94,7 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
     arrays = row_arrays(feature_columns(lookup, spec, user_id), spec)
     arrays.update(_context_arrays(inputs, context, n))
-    history = one_history(lookup.user["hist_item_ids"], spec, codes)
+    history = one_history(lookup.user.hist_item_ids, spec, codes)
     hist_emb = None
     if inputs.moon_dim is not None:
         hist_emb = history_embeddings(lookup, history["hist_item_id"][0], int(history["hist_len"][0]), inputs.moon_dim)

@@ -33,10 +33,21 @@ class ItemBatch:
 
 
 @dataclass
+class UserRow:
+    """One user's online features (user profile and behaviour-sequence views)."""
+
+    profile: dict[str, int | float]      # user profile field -> value (int64 code / float32); 0 if not stored
+    hist_item_ids: np.ndarray            # int64 [L], oldest first; empty without a stored sequence
+    hist_len: int
+    found: bool                          # any of the user's features is stored
+    sequence_found: bool                 # the behaviour sequence is stored
+
+
+@dataclass
 class OnlineLookup:
     """Everything a ranking request reads: the user, the candidates, the user's history items."""
 
-    user: dict
+    user: UserRow
     candidates: ItemBatch
     history: ItemBatch
     round_trips: int = field(default=0)
@@ -103,7 +114,7 @@ class OnlineReader:
         batch = self.items(item_ids, version=None, profiles=True, embeddings=False)
         return batch.profiles, batch.profile_found
 
-    def user_features(self, user_id: int) -> dict:
+    def user_features(self, user_id: int) -> UserRow:
         """Profile fields, hist_item_ids (int64, oldest first), hist_len and found for one user."""
         if self._redis is None:
             return self._feast_user(int(user_id))
@@ -136,7 +147,7 @@ class OnlineReader:
         item_views = self._item_views(version, profiles, True)
         if self._redis is None:
             user = self._feast_user(int(user_id))
-            hist = user["hist_item_ids"] if history else np.zeros(0, np.int64)
+            hist = user.hist_item_ids if history else np.zeros(0, np.int64)
             both = self._feast_items(np.concatenate([cand, hist]), item_views)
             return OnlineLookup(user, _slice(both, 0, len(cand)), _slice(both, len(cand), len(cand) + len(hist)), 0)
 
@@ -151,7 +162,7 @@ class OnlineReader:
         replies = self._redis.hmget_many([(user_key, user_fields), (cand_keys, item_fields)])
         user = self._decode_user(user_views, replies[0])
         candidates = self._decode_items(cand, item_views, replies[1:])
-        hist = user["hist_item_ids"] if history else np.zeros(0, np.int64)
+        hist = user.hist_item_ids if history else np.zeros(0, np.int64)
         history_batch, trips = self._history_trip(hist, item_views, item_fields)
         return OnlineLookup(user, candidates, history_batch, 1 + trips)
 
@@ -167,7 +178,7 @@ class OnlineReader:
         user_reply, hist_replies = replies[-1]
         user = self._decode_user(user_views, user_reply)
         candidates = self._decode_items(cand, item_views, replies[:-1])
-        hist = user["hist_item_ids"]
+        hist = user.hist_item_ids
         if hist_replies == b"fallback":  # ids the script cannot represent exactly: ask again
             history, trips = self._history_trip(hist, item_views, item_fields)
             return OnlineLookup(user, candidates, history, 1 + trips)
@@ -212,7 +223,7 @@ class OnlineReader:
                     prof_found |= found
         return ItemBatch(ids, emb, emb_found, profiles, prof_found)
 
-    def _decode_user(self, views: list[ViewLayout], reply: list) -> dict:
+    def _decode_user(self, views: list[ViewLayout], reply: list) -> UserRow:
         out: dict = {}
         found = False
         seq_found = False
@@ -250,7 +261,7 @@ class OnlineReader:
                     prof_found |= found
         return ItemBatch(ids, emb, emb_found, profiles, prof_found)
 
-    def _feast_user(self, user_id: int) -> dict:
+    def _feast_user(self, user_id: int) -> UserRow:
         views = [self._view(USER_PROFILE_VIEW), self._view(SEQUENCE_VIEW)]
         refs = [f"{v.view}:{f.name}" for v in views for f in v.features]
         row = self.store.get_online_features(features=refs, entity_rows=[{"user_id": user_id}]).to_dict()
@@ -275,13 +286,11 @@ def _column(values: list, kind: str) -> np.ndarray:
     return np.array([0 if v is None else v for v in values], dtype=dtype)
 
 
-def _finish_user(out: dict, found: bool, seq_found: bool) -> dict:
-    hist = out.get("hist_item_ids")
-    out["hist_item_ids"] = np.asarray(hist if hist is not None else [], dtype=np.int64)
-    out["hist_len"] = int(out.get("hist_len", len(out["hist_item_ids"])))
-    out["found"] = found
-    out["sequence_found"] = seq_found
-    return out
+def _finish_user(out: dict, found: bool, seq_found: bool) -> UserRow:
+    hist = out.pop("hist_item_ids", None)
+    hist = np.asarray(hist if hist is not None else [], dtype=np.int64)
+    hist_len = int(out.pop("hist_len", len(hist)))
+    return UserRow(out, hist, hist_len, found, seq_found)
 
 
 def _empty_items(views: list[ViewLayout]) -> ItemBatch:
