@@ -2,16 +2,50 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
-from .command import exit_now, run
+# Installed before anything below can import Feast: ibis (under Feast's DuckDB offline store)
+# calls DuckDB's deprecated fetch_arrow_table() on every offline read, and the warning, not ours to
+# fix, printed several times per command. Matched by message, so it holds wherever the call moves.
+warnings.filterwarnings("ignore", message=r".*fetch_arrow_table\(\) is deprecated", category=DeprecationWarning)
+
+from .command import exit_now, run  # noqa: E402
+from .data.negatives import sample_negatives  # noqa: E402
+from .data.shop_variants import drop_text, purchase_only, sparse_ids  # noqa: E402
 
 
 def _data_generate(args) -> None:
+    from .data.layout import save_dataset
     from .data.synthetic import generate_shop
 
-    generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
-                  weeks=args.weeks, seed=args.seed, image_size=args.image_size)
+    ds = generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
+                       weeks=args.weeks, seed=args.seed, image_size=args.image_size)
+    # the shapes real catalogues arrive in (the "bring your own catalogue" path): data/shop_variants.py
+    if args.purchase_only:
+        ds = purchase_only(ds)
+    if args.sparse_ids:
+        ds = sparse_ids(ds, seed=args.seed)
+    if args.no_text_share:
+        ds = drop_text(ds, args.no_text_share, seed=args.seed)
+    if args.purchase_only or args.sparse_ids or args.no_text_share:
+        save_dataset(ds, args.out)
+
+
+def _data_sample_negatives(args) -> None:
+    from .data.layout import load_dataset, save_dataset
+
+    ds = load_dataset(args.data)
+    out = Path(args.out)
+    sampled = sample_negatives(ds, per_positive=args.per_positive, seed=args.seed, window_days=args.window_days)
+    save_dataset(sampled, out)
+    images = Path(args.data).resolve() / "images"
+    if images.is_dir() and not (out / "images").exists():
+        (out / "images").symlink_to(images, target_is_directory=True)  # image_path is relative to the root
+    n_neg = int((sampled.interactions["label"] == 0).sum())
+    print(f"{out}: {len(sampled.interactions) - n_neg:,} positives + {n_neg:,} sampled negatives "
+          f"({args.per_positive} per positive, existing items only, weighted by {args.window_days:g}-day "
+          f"popularity, seed {args.seed})")
 
 
 def _data_import_movielens(args) -> None:
@@ -86,7 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weeks", type=int, default=4)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--purchase-only", action="store_true", help="keep only positives (an implicit-feedback log)")
+    p.add_argument("--sparse-ids", action="store_true",
+                   help="natural ids: item ids up to 949,551,001, user ids as text ('C' + 7 digits)")
+    p.add_argument("--no-text-share", type=float, default=0.0, help="share of items without a title, e.g. 0.7")
     p.set_defaults(func=_data_generate)
+
+    p = data.add_parser("sample-negatives", help="add label-0 rows to a purchase-only log, honestly",
+                        description="For each positive (user, item, t): negatives drawn only from items that "
+                                    "exist at t (first_seen <= t), weighted by recent popularity, never an item "
+                                    "the user bought, seeded. Uniform sampling over the whole catalogue would make "
+                                    "late items negatives-only in training (test AUC below 0.5): docs/data.md.")
+    p.add_argument("--data", required=True, help="dataset folder (its label-1 rows are the positives)")
+    p.add_argument("--out", required=True, help="dataset folder to write (images are linked, not copied)")
+    p.add_argument("--per-positive", type=int, default=4, help="negatives per positive")
+    p.add_argument("--window-days", type=float, default=28.0, help="popularity = positives in this window before t")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_data_sample_negatives)
 
     p = data.add_parser("import-movielens", help="import MovieLens-100k with posters")
     p.add_argument("--src", default=None, help="folder with ml-100k.inter (default: $MOON_MOVIELENS_DIR or "

@@ -102,9 +102,14 @@ class IdMap:
     def encode(self, values, unknown: str = "reserved") -> np.ndarray:
         """int64 codes of raw ids. unknown: 'reserved' (a code past every spec) or 'raise'."""
         if self.raw is None:
+            arr = np.asarray(values)
+            if arr.size == 0:
+                return np.zeros(0, dtype=np.int64)
             try:
-                return np.asarray(values, dtype=np.int64)
-            except (TypeError, ValueError):
+                if arr.dtype.kind not in "iu":  # never coerce: "7" or 7.5 is not the id 7
+                    raise TypeError(arr.dtype)
+                return arr.astype(np.int64)
+            except (TypeError, ValueError, OverflowError):
                 # no values in the message: it may answer an HTTP request, which never echoes input
                 raise IdMapError(f"{self.entity} ids of this repository are integers (int64); send them as "
                                  "JSON numbers") from None

@@ -182,7 +182,7 @@ class CTRScorer:
 
     def score_detailed(self, user_id, candidate_item_ids, context: dict | None = None) -> ScoreResult:
         """Ids are the caller's own (int64 or str, as in the dataset); mapped to codes here."""
-        raw = np.asarray(candidate_item_ids, dtype=None if self.ids.items.string_ids else np.int64).reshape(-1)
+        raw = np.asarray(candidate_item_ids).reshape(-1)  # not coerced: a string is no int id (idmap)
         if self.max_candidates is not None and len(raw) > self.max_candidates:
             raise TooManyCandidatesError(len(raw), self.max_candidates)
         ids = self.ids.items.encode(raw)
