@@ -13,6 +13,7 @@ import pytest
 from moon_features.spec import EMBEDDING_FIELD
 from moon_features.store.bulk_writer import materialize_embeddings
 from moon_features.store.errors import EmbeddingValidationError, OnlineStoreUnavailableError
+from moon_features.store.markers import MarkerStore
 from fixtures.store_repo import (build_repo, delete_project_keys, embedding_table, project_snapshot,
                                           unique_project, unit_vectors, write_embedding_source)
 from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
@@ -162,6 +163,9 @@ def test_plugin_store_and_engine_match_stock_for_every_view(repo):
     plugin.materialize(start_date=START, end_date=now)  # item/user/sequence via the store, embeddings via the engine
     a, b = project_snapshot(stock.config.project, REDIS), project_snapshot(plugin.config.project, REDIS)
     assert len(a) > 60 + N_EXTRA and a == b
+    # The one key the snapshots leave out: the plugin's materialization marker (stock writes none).
+    assert set(MarkerStore(plugin.config).read()) == {fv.name for fv in plugin.list_feature_views()}
+    assert MarkerStore(stock.config).read() == {}
     refs = ["item_profile:brand", "item_profile:price", f"{VIEW}:{EMBEDDING_FIELD}"]
     rows = [{"item_id": i} for i in (1, 5, 60, 61, 10**9)]
     assert plugin.get_online_features(features=refs, entity_rows=rows).to_dict() == \
