@@ -16,7 +16,12 @@ Feast pushes (the /events path). Request: that user, 200 candidates.
           by `python bench/serving.py drive` in another process (keep-alive connections, one
           thread per client; bounded by --requests and --seconds per level)
 
+  backends: each of --backends (torch, onnx, onnx-int8: CTRScorer's model runtime) is timed in its
+          own fresh process and served by its own server; the bench prints the server's CPU per
+          request for each, and each one's max |score - torch| on the request
+
     python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20 [--din tiny] [--workers 2]
+        [--backends torch,onnx,onnx-int8] [--levels 1,8,32]
 """
 from __future__ import annotations
 
@@ -206,19 +211,21 @@ def stage_timings(scorer, user: int, candidates: np.ndarray, reps: int) -> dict:
     return {k: pct(v) for k, v in stages.items()}
 
 
-def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_threads: int) -> dict:
-    """CTRScorer (and, with malloc="retain", stock Feast) on one request, timed in this process."""
+def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_threads: int,
+               backend: str = "torch") -> dict:
+    """CTRScorer (and, with malloc="retain" on torch, stock Feast) on one request, timed in this process."""
     from moon_features.serving.scorer import CTRScorer
     from moon_features.store.repo import open_store
 
     store = open_store(request["repo"])
-    scorer = CTRScorer(store, request["model_dir"], torch_threads=torch_threads, retain_memory=malloc == "retain")
+    scorer = CTRScorer(store, request["model_dir"], torch_threads=torch_threads, retain_memory=malloc == "retain",
+                       backend=backend)
     user, candidates = request["user"], np.asarray(request["candidates"], dtype=np.int64)
     detail = scorer.score_detailed(user, candidates)
     assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
-    if malloc == "default":
+    if malloc == "default" or backend != "torch":
         wall, cpu = timed(lambda: scorer.score(user, candidates), reps)
-        return {"ctr_scorer": pct(wall), "ctr_scorer_cpu": pct(cpu),
+        return {"ctr_scorer": pct(wall), "ctr_scorer_cpu": pct(cpu), "scores": detail.scores.tolist(),
                 "stages": stage_timings(scorer, user, candidates, min(reps, 200))}
     np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
     ours, ours_cpu = timed(lambda: scorer.score(user, candidates), reps)
@@ -226,7 +233,7 @@ def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_thr
     stock, stock_cpu = timed(lambda: stock_score(scorer, store, user, candidates), stock_reps, warmup=3)
     # Again after stock, so that both see the machine's load of this minute.
     ours_again, ours_again_cpu = timed(lambda: scorer.score(user, candidates), reps)
-    r = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock),
+    r = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock), "scores": detail.scores.tolist(),
          "ctr_scorer_cpu": pct(ours_cpu + ours_again_cpu), "stock_feast_cpu": pct(stock_cpu), "stages": stages}
     r["speedup_p50"] = r["stock_feast"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
     r["speedup_p99"] = r["stock_feast"]["p99_ms"] / r["ctr_scorer"]["p99_ms"]
@@ -235,10 +242,31 @@ def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_thr
     return r
 
 
-def in_child(args, request: Path, malloc: str) -> dict:
+def alternating(request: dict, backends: list[str], rounds: int, reps: int) -> dict:
+    """CPU per request (and per model call) of every backend in one process, in alternating rounds:
+    on a shared, loaded machine the backends then see the same load, so their ratio means more
+    than the separate children's absolute figures."""
+    from moon_features.serving.batch import online_batch
+    from moon_features.serving.scorer import CTRScorer
+    from moon_features.store.repo import open_store
+
+    store = open_store(request["repo"])
+    scorers = {b: CTRScorer(store, request["model_dir"], torch_threads=1, backend=b) for b in backends}
+    user, candidates = request["user"], np.asarray(request["candidates"], dtype=np.int64)
+    ref = scorers[backends[0]]
+    batch = online_batch(ref.lookup(user, candidates), ref.spec, ref.inputs, user)
+    per: dict = {b: {"request": [], "model": []} for b in backends}
+    for _ in range(rounds):
+        for b, scorer in scorers.items():
+            per[b]["request"].append(np.median(timed(lambda: scorer.score(user, candidates), reps, 5)[1]))
+            per[b]["model"].append(np.median(timed(lambda: scorer.run_model(batch), reps, 5)[1]))
+    return {b: {k: 1e3 * float(np.median(v)) for k, v in d.items()} for b, d in per.items()}
+
+
+def in_child(args, request: Path, malloc: str, backend: str = "torch") -> dict:
     out = subprocess.run([sys.executable, __file__, "inproc", "--request", str(request), "--malloc", malloc,
                           "--reps", str(args.reps), "--stock-reps", str(args.stock_reps),
-                          "--torch-threads", str(args.torch_threads)],
+                          "--torch-threads", str(args.torch_threads), "--backend", backend],
                          capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"in-process timing ({malloc}) failed: {out.stderr[-2000:]}")
@@ -304,41 +332,58 @@ def run(args) -> dict:
         r["default_malloc"] = default
         r["retain_speedup_p50"] = default["ctr_scorer"]["p50_ms"] / r["ctr_scorer"]["p50_ms"]
         r["retain_speedup_model_p50"] = default["stages"]["model"]["p50_ms"] / r["stages"]["model"]["p50_ms"]
+        results["backends"] = backends = {"torch": r}
+        for backend in [b for b in args.backends if b != "torch"]:
+            b = backends[backend] = in_child(args, request, "retain", backend)
+            b["max_abs_diff_vs_torch"] = float(np.abs(np.subtract(b["scores"], r["scores"])).max())
 
-        port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        server = subprocess.Popen([sys.executable, "-m", "moon_features.serving.cli", "serve", "--repo", str(setup.repo),
-                                   "--model-dir", str(setup.model_dir), "--port", str(port),
-                                   "--workers", str(args.workers)], env=env)
-        try:
-            wait_healthy(port, server)
-            body = json.dumps({"user_id": user, "candidate_item_ids": candidates.tolist()}).encode()
-            body_file = tmp / "body.json"
-            body_file.write_bytes(body)
-            results["http"] = []
-            import redis
-
-            redis_client = redis.Redis.from_url(f"redis://{args.redis}")
-            for c in (1, 8, 32):
-                server_cpu, redis_before = process_tree_cpu(server.pid), redis_cpu(redis_client)
-                out = subprocess.run([sys.executable, __file__, "drive", "--url", f"http://127.0.0.1:{port}",
-                                      "--body", str(body_file), "--concurrency", str(c), "--requests",
-                                      str(args.requests), "--seconds", str(args.seconds)],
-                                     capture_output=True, text=True, timeout=args.seconds + 120)
-                if out.returncode != 0:
-                    raise RuntimeError(f"driver failed: {out.stderr[-2000:]}")
-                level = json.loads(out.stdout.strip().splitlines()[-1])
-                level["machine_time"] = machine_time(level, process_tree_cpu(server.pid) - server_cpu,
-                                                     redis_cpu(redis_client) - redis_before)
-                results["http"].append(level)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        out = subprocess.run([sys.executable, __file__, "alternate", "--request", str(request), "--backends",
+                              ",".join(args.backends)], capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(f"alternating timing failed: {out.stderr[-2000:]}")
+        results["alternating_cpu"] = json.loads(out.stdout.strip().splitlines()[-1])
+        body_file = tmp / "body.json"
+        body_file.write_bytes(json.dumps({"user_id": user, "candidate_item_ids": candidates.tolist()}).encode())
+        results["http"] = []
+        for backend in args.backends:
+            results["http"] += http_levels(args, setup, body_file, backend)
         results["setup"]["loadavg_after"] = os.getloadavg()
         results["setup"]["workers"] = args.workers
     finally:
         delete_project_keys(setup.project, args.redis)
     return results
+
+
+def http_levels(args, setup, body_file: Path, backend: str) -> list[dict]:
+    """One server on `backend`, driven at each concurrency level; CPU per request from /proc and Redis."""
+    import redis
+
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "moon_features.serving.cli", "serve", "--repo", str(setup.repo),
+                               "--model-dir", str(setup.model_dir), "--port", str(port),
+                               "--workers", str(args.workers), "--backend", backend], env=env)
+    levels = []
+    try:
+        wait_healthy(port, server)
+        redis_client = redis.Redis.from_url(f"redis://{args.redis}")
+        for c in args.levels:
+            server_cpu, redis_before = process_tree_cpu(server.pid), redis_cpu(redis_client)
+            out = subprocess.run([sys.executable, __file__, "drive", "--url", f"http://127.0.0.1:{port}",
+                                  "--body", str(body_file), "--concurrency", str(c), "--requests",
+                                  str(args.requests), "--seconds", str(args.seconds)],
+                                 capture_output=True, text=True, timeout=args.seconds + 120)
+            if out.returncode != 0:
+                raise RuntimeError(f"driver failed: {out.stderr[-2000:]}")
+            level = json.loads(out.stdout.strip().splitlines()[-1])
+            level["backend"] = backend
+            level["machine_time"] = machine_time(level, process_tree_cpu(server.pid) - server_cpu,
+                                                 redis_cpu(redis_client) - redis_before)
+            levels.append(level)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return levels
 
 
 def report(r: dict) -> str:
@@ -358,9 +403,26 @@ def report(r: dict) -> str:
              f"  same, glibc's default malloc (fresh process): CTRScorer p50 {dm['ctr_scorer']['p50_ms']:.2f} ms "
              f"p99 {dm['ctr_scorer']['p99_ms']:.2f} ms, model p50 {dm['stages']['model']['p50_ms']:.2f} ms; "
              f"retaining freed memory: {ip['retain_speedup_p50']:.2f}x at p50, model {ip['retain_speedup_model_p50']:.2f}x",
-             f"HTTP POST /score ({r['setup']['workers']} worker(s)), separate client process:"]
+             "model backends, same request, fresh process each (CPU = this thread's CPU time per request):"]
+    stock_cpu = ip["stock_feast_cpu"]["p50_ms"]
+    for name, b in r["backends"].items():
+        diff = "" if name == "torch" else f"; max |score - torch| {b['max_abs_diff_vs_torch']:.1e}"
+        lines.append(f"  {name:<10} p50 {b['ctr_scorer']['p50_ms']:.2f} ms  p99 {b['ctr_scorer']['p99_ms']:.2f} ms  "
+                     f"CPU p50 {b['ctr_scorer_cpu']['p50_ms']:.2f} ms  (stages p50: lookup "
+                     f"{b['stages']['lookup']['p50_ms']:.2f}, batch {b['stages']['batch']['p50_ms']:.2f}, model "
+                     f"{b['stages']['model']['p50_ms']:.2f} ms); vs stock: {ip['stock_feast']['p50_ms'] / b['ctr_scorer']['p50_ms']:.1f}x "
+                     f"p50, {ip['stock_feast']['p99_ms'] / b['ctr_scorer']['p99_ms']:.1f}x p99, "
+                     f"{stock_cpu / b['ctr_scorer_cpu']['p50_ms']:.1f}x CPU{diff}")
+    alt = r["alternating_cpu"]
+    base = alt.get("torch") or next(iter(alt.values()))
+    lines.append("CPU per request, backends alternating in one process (median of rounds; model = the model call alone):")
+    for name, a in alt.items():
+        lines.append(f"  {name:<10} request {a['request']:.2f} ms ({base['request'] / a['request']:.2f}x torch), "
+                     f"model {a['model']:.2f} ms ({base['model'] / a['model']:.2f}x torch)")
+    lines.append(f"HTTP POST /score ({r['setup']['workers']} worker(s)), separate client process:")
     for h in r["http"]:
-        lines.append(f"  {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  p50 {h['p50_ms']:6.2f} ms  "
+        lines.append(f"  {h.get('backend', 'torch'):<10} {h['concurrency']:>2} clients: {h['throughput_rps']:7.1f} req/s  "
+                     f"p50 {h['p50_ms']:6.2f} ms  "
                      f"p99 {h['p99_ms']:6.2f} ms  ok {h['ok']}  errors {h['errors']}  ({h['seconds']:.1f} s)")
         m = h["machine_time"]
         lines.append(f"      CPU per request: server {m['server_ms']:.2f} + Redis {m['redis_ms']:.2f} + client "
@@ -386,6 +448,12 @@ def main() -> None:
     i.add_argument("--reps", type=int, default=300)
     i.add_argument("--stock-reps", type=int, default=200)
     i.add_argument("--torch-threads", type=int, default=1)
+    i.add_argument("--backend", default="torch")
+    a = sub.add_parser("alternate", help="(internal) every backend's CPU per request in one process, alternating")
+    a.add_argument("--request", required=True)
+    a.add_argument("--backends", type=lambda t: t.split(","), required=True)
+    a.add_argument("--rounds", type=int, default=7)
+    a.add_argument("--reps", type=int, default=40)
     p.add_argument("--redis", default="127.0.0.1:6379")
     p.add_argument("--items", type=int, default=400)
     p.add_argument("--reps", type=int, default=300, help="in-process CTRScorer requests (twice: before and after stock)")
@@ -397,11 +465,20 @@ def main() -> None:
                    help="intra-op threads of the in-process CTRScorer (the HTTP workers keep 1 each)")
     p.add_argument("--din", choices=["default", "tiny"], default="default",
                    help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
+    p.add_argument("--backends", type=lambda t: t.split(","), default=["torch", "onnx", "onnx-int8"],
+                   help="model backends to time, comma-separated (in process and over HTTP)")
+    p.add_argument("--levels", type=lambda t: [int(x) for x in t.split(",")], default=[1, 8, 32],
+                   help="HTTP concurrency levels, comma-separated")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     if args.mode == "inproc":
         request = json.loads(Path(args.request).read_text())
-        print(json.dumps(in_process(request, args.malloc, args.reps, args.stock_reps, args.torch_threads)))
+        print(json.dumps(in_process(request, args.malloc, args.reps, args.stock_reps, args.torch_threads,
+                                    args.backend)))
+        return
+    if args.mode == "alternate":
+        print(json.dumps(alternating(json.loads(Path(args.request).read_text()), args.backends, args.rounds,
+                                     args.reps)))
         return
     if args.mode == "drive":
         print(json.dumps(drive(args.url, Path(args.body).read_bytes(), args.concurrency, args.requests, args.seconds)))
