@@ -109,7 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moon-features",
                                      description="MOON-style multimodal item embeddings as Feast features for CTR models")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_features_and_demo(sub)
+    _add_check_consistency(sub)
+    for register in _plugin_registrars():
+        register(sub)
+    return parser
 
+
+def _add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import and validate datasets").add_subparsers(dest="data_command",
                                                                                                required=True)
     p = data.add_parser("generate", help="write a synthetic shop (rendered product images + click log)")
@@ -149,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-images", action="store_true", help="do not decode every image")
     p.set_defaults(func=_data_validate)
 
+
+def _add_features_and_demo(sub) -> None:
     features = sub.add_parser("features", help="feature repository").add_subparsers(dest="features_command",
                                                                                      required=True)
     p = features.add_parser("build", help="write spec.json and offline sources into a Feast repo, then apply it")
@@ -165,12 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
-
-    _add_check_consistency(sub)
-
-    for register in _plugin_registrars():
-        register(sub)
-    return parser
 
 
 def _plugin_registrars():

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ctr_models.metrics import ctr_metrics
 from ctr_models.plots import plot_training_curves
 from ctr_models.trainer import TrainerConfig
 
 from .data.layout import Dataset
 from .data.synthetic import generate_shop
 from .features import build_feature_repo
+from .lab.signal import reference_lr, shop_ctr
 from .spec import EmbeddingSpec, embedding_view_name
 from .store.bulk_writer import materialize_embeddings
 from .store.repo import DATA_DIR, materialize_all
@@ -99,9 +101,7 @@ def run_demo(workdir: Path, repo: Path, n_items: int = 1000, seed: int = 0, epoc
 def _reference(ds: Dataset) -> dict:
     """What a simple model on the shop's hidden truth reaches on the same split (the bar the
     embeddings are measured against; bench/moon_signal.py has the full comparison)."""
-    from ctr_models.metrics import ctr_metrics
 
-    from .lab.signal import reference_lr, shop_ctr
 
     shop = shop_ctr(ds)
     probs, a, test, cold = reference_lr(shop), shop.arrays, shop.split["test"], shop.split["cold"]

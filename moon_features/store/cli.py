@@ -8,6 +8,10 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import yaml
+
+from .source_check import SourceCheckError, check_embedding_source
 
 FULL_START = pd.Timestamp("1970-01-02", tz="UTC").to_pydatetime()  # ttl=0 views: everything, as materialize_all
 
@@ -19,11 +23,7 @@ def _timestamp(text: str):
 
 def _materialize_embeddings(args) -> None:
     from .bulk_writer import materialize_embeddings
-
-    import pyarrow as pa
-
     from .markers import mark_materialized
-    from .source_check import SourceCheckError, check_embedding_source
 
     store = open_repo_store(args.repo, args.config)
     versions = args.version or _registered_versions(store)
@@ -75,8 +75,6 @@ def open_repo_store(repo: str, config: str | None):
     if not repo_dir.is_dir() or not yaml_file.is_file():
         raise RepoNotReadyError(f"{yaml_file} does not exist: pass --repo (and --config) of a Feast repository "
                                 "built by `moon-features features build`")
-    import yaml
-
     try:
         return open_store(repo_dir, config)
     except (ValueError, OSError, KeyError, TypeError, yaml.YAMLError) as e:  # Feast's config errors: pydantic ValueErrors

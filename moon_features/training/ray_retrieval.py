@@ -9,6 +9,8 @@ becomes null. Everything else is Feast's join, unchanged.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pandas as pd
 import pyarrow as pa
 
@@ -59,8 +61,6 @@ def check_second_resolution(path: str, view: str, key: str = "user_id") -> None:
     training row at t can see a row stamped after t: for behaviour sequences (a closing row at
     t + 1 us holds the event at t) that is the label itself leaking into the history.
     """
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=[key, "event_timestamp"])
     seconds = pc.divide(pc.cast(pc.cast(table["event_timestamp"], pa.timestamp("us")), pa.int64()), 1_000_000)

@@ -15,6 +15,7 @@ Ray offline store's output instead, see docs/scale-out.md).
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import torch
 
 from ctr_models.data import CTRData
 from ctr_models.trainer import FitResult, Trainer, TrainerConfig
+
+from ..errors import MoonFeaturesError
 
 
 def _worker_loop(config: dict) -> None:
@@ -52,13 +55,9 @@ def _worker_loop(config: dict) -> None:
 
 def _ensure_ray(workers: int) -> None:
     """A local Ray with one CPU per worker, unless Ray is up already or RAY_ADDRESS names a cluster."""
-    import os
-
     try:
         import ray
     except ImportError as e:
-        from ..errors import MoonFeaturesError
-
         raise MoonFeaturesError("--engine ray needs Ray: pip install 'moon-features[ray]'") from e
     if not ray.is_initialized():
         kwargs = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": max(1, workers)}

@@ -23,6 +23,7 @@ from ctr_models.trainer import Trainer, TrainerConfig, seed_everything
 from ..errors import MoonFeaturesError
 from ..spec import FeatureSpec
 from ..store.repo import load_spec, open_store
+from .ray_train import fit_on_ray
 from .retrieval import training_data
 
 @dataclass
@@ -117,7 +118,6 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     trainer.callbacks.append(print_epoch)
     name = f"{model}{'+moon' if use_moon else ' ids'}"
     if engine == "ray":  # Ray Train TorchTrainer, DDP over `workers` CPU workers (ray_train.py)
-        from .ray_train import fit_on_ray
 
         fit = fit_on_ray(net, train, val, cfg, workers, name, storage=out_dir / "ray")
     else:
