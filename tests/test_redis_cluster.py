@@ -21,7 +21,8 @@ from moon_features.store.cluster_transport import key_slots
 from fixtures.store_repo import build_repo, stock_redis_yaml, unique_project
 from moon_features.store.local_cluster import LocalRedisCluster
 from moon_features.store.online_reader import OnlineReader
-from moon_features.store.online_store import MoonRedisOnlineStoreConfig, moon_redis_config
+from moon_features.store.configs import plugin_redis_config
+from moon_features.store.online_store import MoonRedisOnlineStoreConfig
 from moon_features.store.push import append_positive_event, current_sequence
 from moon_features.store.redis_connection import RedisTransport
 from moon_features.store.repo import apply_repo
@@ -47,7 +48,7 @@ def repo(tmp_path_factory, cluster):
         project = unique_project("mf_cluster")
         config = repo / f"feature_store.{project}.yaml"
         registry = f"data/registry_{project}.db"
-        config.write_text(moon_redis_config(project, cluster.connection_string, registry=registry,
+        config.write_text(plugin_redis_config(project, cluster.connection_string, registry=registry,
                                             redis_type="redis_cluster") if kind == "plugin"
                           else stock_redis_yaml(project, cluster.connection_string, "redis_cluster", registry))
         return apply_repo(repo, config)
@@ -156,7 +157,7 @@ def test_scorer_offline_equals_online_on_cluster(tmp_path_factory, cluster):
 
     s = build_serving_setup(tmp_path_factory.mktemp("cluster_scorer"), online="redis", n_items=80, materialize=False)
     config = s.repo / "cluster.yaml"
-    config.write_text(moon_redis_config(s.project, cluster.connection_string, registry="data/registry_cluster.db",
+    config.write_text(plugin_redis_config(s.project, cluster.connection_string, registry="data/registry_cluster.db",
                                         redis_type="redis_cluster"))
     store = apply_repo(s.repo, config)
     materialize_all(store)

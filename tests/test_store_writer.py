@@ -18,7 +18,7 @@ from fixtures.store_repo import (build_repo, delete_project_keys, embedding_tabl
                                           unique_project, unit_vectors, write_embedding_source)
 from moon_features.store.configs import (ENGINE_TYPE, STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, STORE_TYPE,
                                          stock_redis_config)
-from moon_features.store.online_store import moon_redis_config
+from moon_features.store.configs import plugin_redis_config
 from moon_features.store.repo import DATA_DIR, apply_repo
 
 REDIS = "127.0.0.1:6379"
@@ -48,7 +48,7 @@ def repo(tmp_path_factory):
         project = name or unique_project()
         projects.append(project)
         config = repo / f"feature_store.{project}.yaml"
-        text = (moon_redis_config(project, REDIS, registry=f"data/registry_{project}.db") if kind == "plugin"
+        text = (plugin_redis_config(project, REDIS, registry=f"data/registry_{project}.db") if kind == "plugin"
                 else stock_yaml(project, f"registry_{project}.db"))
         config.write_text(text)
         store = apply_repo(repo, config)

@@ -1,7 +1,7 @@
 """MoonComputeEngine: Feast's local batch engine, with embedding views written by the bulk writer.
 
 Set ``batch_engine: {type: moon_features.store.engine.MoonComputeEngine}`` in feature_store.yaml
-(moon_redis_config does) and `feast materialize` / `materialize_incremental` write embedding
+(configs.plugin_redis_config does) and `feast materialize` / `materialize_incremental` write embedding
 views (moon.* tags, Parquet FileSource, Redis online store) through bulk_writer: validated,
 vectorised, pipelined. Every other view, and every other online store, takes the stock path.
 Feast itself records the materialization interval afterwards, as for any engine.

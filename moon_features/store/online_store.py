@@ -1,7 +1,7 @@
 """MoonRedisOnlineStore: Feast's Redis online store with the moon-features fast paths plugged in.
 
 Named by dotted path in feature_store.yaml, so `feast apply`, `feast materialize`, `feast push`
-and `feast serve` go through it (see `moon_redis_config`):
+and `feast serve` go through it (see `configs.plugin_redis_config`):
 
 * every write into an embedding view (materialize, push, write_to_online_store) is validated
   against the view's moon.dim tag first; one bad vector refuses the whole batch, naming the
@@ -45,23 +45,6 @@ class MoonRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     """Redis Cluster: end every node's write with WAIT n; a write returns once n replicas hold it."""
     wait_timeout_ms: int = 1000
     """How long WAIT waits for the replicas before the write fails with ReplicationTimeoutError."""
-
-
-def moon_redis_config(project: str, connection_string: str = "${MOON_REDIS_URL}", registry: str = "data/registry_redis.db",
-                      redis_type: str = "redis", fast_materialize: bool = True) -> str:
-    """feature_store.yaml text for the production variant: moon Redis store (+ the fast batch engine)."""
-    engine = f"batch_engine:\n  type: {ENGINE_TYPE}\n" if fast_materialize else ""
-    return f"""project: {project}
-provider: local
-registry: {registry}
-online_store:
-  type: {STORE_TYPE}
-  redis_type: {redis_type}
-  connection_string: "{connection_string}"
-offline_store:
-  type: duckdb
-{engine}entity_key_serialization_version: 3
-"""
 
 
 def _entity_id(entity_key: EntityKeyProto):
