@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sklearn.linear_model import LogisticRegression
+
 from ctr_models import ModelInputs
+from ctr_models.metrics import auc
 
 from ..data.layout import Dataset
 from .data import dataset_ctr_arrays
@@ -61,12 +64,17 @@ def attribute_codes(items: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
     return out
 
 
+def click_attribute_codes(items: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
+    """attribute_codes of what drives clicks (not product_id: which design an item is)."""
+    codes = attribute_codes(items, n_rows)
+    codes.pop("product_id", None)
+    return codes
+
+
 def oracle_table(items: pd.DataFrame, n_rows: int) -> np.ndarray:
     """float32 [n_rows, k]: one-hot colour, pattern and category per item id; row 0 = zeros."""
     parts = []
-    for name, codes in attribute_codes(items, n_rows).items():
-        if name == "product_id":  # the oracle knows what drives clicks, not which design is which
-            continue
+    for codes in click_attribute_codes(items, n_rows).values():
         onehot = np.zeros((n_rows, codes.max() + 1), dtype=np.float32)
         known = codes >= 0
         onehot[np.flatnonzero(known), codes[known]] = 1.0
@@ -79,8 +87,7 @@ def _history_crosses(shop: ShopCTR) -> np.ndarray:
     outer product (the 'does this user click this colour' cross), plus log history length."""
     a = shop.arrays
     n_rows = len(a["hist_len"])
-    codes = attribute_codes(shop.items, int(shop.items.index.max()) + 1)
-    codes.pop("product_id", None)
+    codes = click_attribute_codes(shop.items, int(shop.items.index.max()) + 1)
     mask = np.arange(a["hist_item_id"].shape[1])[None, :] < a["hist_len"][:, None]
     feats = [np.log1p(a["hist_len"]).astype(np.float32)[:, None]]
     for c in codes.values():
@@ -96,9 +103,6 @@ def _history_crosses(shop: ShopCTR) -> np.ndarray:
 def reference_lr(shop: ShopCTR) -> np.ndarray:
     """Click probabilities of a logistic regression on the true attributes x the user's history,
     fitted on the training rows only (validation picks the regularisation)."""
-    from sklearn.linear_model import LogisticRegression
-    from ctr_models.metrics import auc
-
     x, y = _history_crosses(shop), shop.arrays["label"]
     tr, va = shop.split["train"], shop.split["val"]
     best, best_auc = None, -1.0
@@ -124,8 +128,6 @@ def bayes_scores(ds: Dataset, shop: ShopCTR) -> np.ndarray:
 def probe_accuracy(table: np.ndarray, codes: np.ndarray, item_ids: np.ndarray, seed: int = 0) -> float:
     """Held-out accuracy of a linear probe predicting an attribute from the embedding
     (half the items train the probe, half test it)."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(seed)
     ids = rng.permutation(item_ids)
     half = len(ids) // 2
