@@ -4,15 +4,13 @@ while Redis is down followed by recovery without restarting the app."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from moon_features.serving.app import create_app
+from moon_features.serving.live import PrivateRedis
 from fixtures.serving_setup import build_serving_setup, users_with_history
 from moon_features.serving.settings import ServingSettings
 from moon_features.store.repo import materialize_all, open_store
@@ -21,45 +19,11 @@ UNKNOWN = 10**9
 MAX_CANDIDATES = 50
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server on its own port, without persistence: killing it loses everything."""
-
-    def __init__(self, port: int):
-        self.port, self.proc = port, None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not on PATH")
-    redis = PrivateRedis(free_port())
+    redis = PrivateRedis()
     redis.start()
     try:
         s = build_serving_setup(tmp_path_factory.mktemp("serving_http"), online="redis",
