@@ -21,7 +21,7 @@ PACKAGES = ("moon_features", "ctr_models")
 OPTIONAL_BACKENDS = ("tensorflow", "tensorflow_recommenders", "tf_keras", "ctr_models.tf", "redis", "hiredis",
                      "transformers", "ray", "feast.infra.online_stores.redis", "moon_features.store.redis_connection",
                      "moon_features.store.cluster_transport", "moon_features.store.local_cluster",
-                     "moon_features.store.history_script", "moon_features.training.tf_data",
+                     "moon_features.store.history_script", "moon_features.store.redis_reader", "moon_features.training.tf_data",
                      "onnx", "onnxruntime", "ctr_models.onnx_export", "moon_features.serving.onnx_model")
 
 # Function-local imports that are not of an optional backend and are not yet removed: each entry is a

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..spec import EMBEDDING_FIELD, embedding_view_name
 from . import redis_codec as codec
+from .configs import is_redis_config
 from .definitions import embedding_spec_of
 from .layout import ViewLayout, versioning_enabled
 from .errors import EmbeddingValidationError
@@ -156,7 +157,7 @@ def write_embedding_view(config, online_store, fv, start: datetime, end: datetim
     created_field = fv.batch_source.created_timestamp_column or None
     join_key = fv.join_keys[0]
     layout = ViewLayout.of(fv, versioning_enabled(config))
-    writer = _RedisWriter(config, layout) if _is_redis_config(config) else _FeastWriter(config, online_store, fv)
+    writer = _RedisWriter(config, layout) if is_redis_config(config) else _FeastWriter(config, online_store, fv)
     writer.check()  # unreachable store: fail before reading anything, write nothing
 
     start_us, end_us = _to_us(start), _to_us(end)
@@ -216,12 +217,6 @@ def validate_source(path: Path, columns: list[str], start_us: int, end_us: int, 
         more = f" (and {bad_batches - 3} more batches)" if bad_batches > 3 else ""
         raise EmbeddingValidationError(
             f"{len(bad_ids):,} rows of {name} refused, nothing was written: " + "; ".join(messages) + more, bad_ids)
-
-
-def _is_redis_config(config) -> bool:
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-
-    return isinstance(config.online_store, RedisOnlineStoreConfig)
 
 
 def _newer(stored: bytes | None, stamp: bytes, ts_us) -> bool:

@@ -71,3 +71,10 @@ batch_engine:
   type: local
 entity_key_serialization_version: 3
 """
+
+
+def is_redis_config(config) -> bool:
+    """Whether a RepoConfig's online store is Redis (stock `type: redis` or the plugin store)."""
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig  # optional backend (redis)
+
+    return isinstance(config.online_store, RedisOnlineStoreConfig)

@@ -15,7 +15,8 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngineConfig
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.common.materialization_job import MaterializationJobStatus
 
-from .bulk_writer import write_embedding_view, _is_redis_config
+from .bulk_writer import write_embedding_view
+from .configs import is_redis_config
 from .definitions import embedding_spec_of
 from .feast_compat import LocalEngineMaterializeHook
 
@@ -37,7 +38,7 @@ class MoonComputeEngine(LocalEngineMaterializeHook):
     def materialize_one(self, registry, task, **kwargs):
         fv = task.feature_view
         fast = (embedding_spec_of(fv) is not None and isinstance(fv.batch_source, FileSource)
-                and _is_redis_config(self.repo_config))
+                and is_redis_config(self.repo_config))
         if not fast:
             return self._marked(task, super().materialize_one(registry, task, **kwargs))
         job_id = f"{fv.name}-{task.start_time}-{task.end_time}"

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from .configs import is_redis_config
+
 SQLITE_TABLE = "moon_features_materialized"
 
 
@@ -38,12 +40,6 @@ def _sqlite_db(config) -> Path | None:
     return path
 
 
-def _is_redis(config) -> bool:
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-
-    return isinstance(config.online_store, RedisOnlineStoreConfig)
-
-
 class MarkerStore:
     """Reads and writes the markers of one feature store's online store (Redis or SQLite).
     Other online stores have no markers: every check passes (documented in docs/reliability.md)."""
@@ -53,7 +49,7 @@ class MarkerStore:
         self.project = config.project
         self._transport = None
         self._db = _sqlite_db(config)
-        if _is_redis(config):
+        if is_redis_config(config):
             from .redis_connection import RedisTransport
 
             self._transport = RedisTransport(config.online_store)

@@ -19,6 +19,7 @@ microsecond after the stored time, so it is never silently dropped.
 """
 from __future__ import annotations
 
+import fcntl
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,9 @@ from feast.protos.feast.types.Value_pb2 import Value
 
 from ..spec import SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, FeatureSpec
 from . import redis_codec as codec
+from .append_script import SCRIPT
+from .configs import is_redis_config
+from .layout import ViewLayout, versioning_enabled
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
@@ -68,16 +72,12 @@ class SequenceAppender:
     (it holds the Redis connection pool and the registered script)."""
 
     def __init__(self, store: FeatureStore, spec: FeatureSpec):
-        from .online_reader import is_redis
-
         self.store, self.spec = store, spec
         self._redis = self._script = None
-        if is_redis(store):
+        if is_redis_config(store.config):
             self._init_redis()
 
     def _init_redis(self) -> None:
-        from .append_script import SCRIPT
-        from .layout import ViewLayout, versioning_enabled
         from .redis_connection import RedisTransport
 
         self._redis = RedisTransport(self.store.config.online_store)
@@ -131,8 +131,6 @@ class SequenceAppender:
             if path is None:
                 yield
                 return
-            import fcntl
-
             with open(path + ".append.lock", "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
