@@ -122,16 +122,23 @@ class CTRData:
             b.hist_emb = self._gather(a[self.hist_item_field][idx])
         return b
 
-    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0,
-                epoch: int = 0) -> Iterator[CTRBatch]:
-        """Mini-batches in order, or shuffled by (seed, epoch) so reruns see the same order."""
+    def batch_rows(self, batch_size: int, shuffle: bool = False, seed: int = 0,
+                   epoch: int = 0) -> Iterator[np.ndarray | slice]:
+        """The row indices of each mini-batch: in order, or shuffled by (seed, epoch) so reruns
+        (and every data-parallel worker) see the same batches."""
         if shuffle:
             order = np.random.default_rng([seed, epoch]).permutation(self.n)
             for s in range(0, self.n, batch_size):
-                yield self.batch(np.sort(order[s:s + batch_size]))
+                yield np.sort(order[s:s + batch_size])
         else:
             for s in range(0, self.n, batch_size):
-                yield self.batch(slice(s, s + batch_size))
+                yield slice(s, s + batch_size)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0,
+                epoch: int = 0) -> Iterator[CTRBatch]:
+        """Mini-batches in order, or shuffled by (seed, epoch) so reruns see the same order."""
+        for rows in self.batch_rows(batch_size, shuffle, seed, epoch):
+            yield self.batch(rows)
 
     def num_batches(self, batch_size: int) -> int:
         return (self.n + batch_size - 1) // batch_size

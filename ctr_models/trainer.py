@@ -86,10 +86,17 @@ def _threads(n: int | None) -> Iterator[None]:
 
 class Trainer:
     def __init__(self, config: TrainerConfig | None = None, task: ClickTask | None = None,
-                 callbacks: Sequence[EpochCallback] = ()):
+                 callbacks: Sequence[EpochCallback] = (), shard: tuple[int, int] | None = None):
+        """shard=(rank, world): this process is worker `rank` of `world` data-parallel (DDP)
+        workers. Every worker draws the global batches one process would draw (same seed, order
+        and batch_size) and trains on its part `rank` of each (np.array_split). Its mean loss is
+        weighted by world * part rows / batch rows, so DDP's average of the workers' gradients is
+        the whole batch's gradient, a short last batch included: the updates equal one process's
+        (with no dropout, and with batch norms over the global batch: layers.global_batch_norm)."""
         self.config = config or TrainerConfig()
         self.task = task or ClickTask()
         self.callbacks = list(callbacks)
+        self.shard = shard
 
     # -- inference ------------------------------------------------------------------------
     def predict(self, model: nn.Module, data: CTRData) -> np.ndarray:
@@ -122,21 +129,38 @@ class Trainer:
         cfg = self.config
         model.train()
         total, seen = 0.0, 0
-        bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
+        bar = tqdm(train.batch_rows(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch),
                    total=train.num_batches(cfg.batch_size), disable=not cfg.progress,
                    desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False)
-        for batch in bar:
-            loss = self.task.loss(model(batch), batch)
+        for rows in bar:
+            batch, loss = self._batch_loss(model, train, rows)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch}; "
                                          "lower the learning rate or check the inputs for NaN")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * batch.size
-            seen += batch.size
-            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            if batch.size:
+                total += loss.item() * batch.size / self._weight(batch.size, len(rows))
+                seen += batch.size
+            bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", refresh=False)
         return total, seen
+
+    def _weight(self, part: int, whole: int) -> float:
+        return 1.0 if self.shard is None else part * self.shard[1] / whole
+
+    def _batch_loss(self, model: nn.Module, train: CTRData, rows: np.ndarray) -> tuple:
+        """The batch of `rows` this process trains on, and its (weighted) loss."""
+        if self.shard is None:
+            batch = train.batch(rows)
+            return batch, self.task.loss(model(batch), batch)
+        rank, world = self.shard
+        part = np.array_split(rows, world)[rank]
+        batch = train.batch(part)
+        logits = model(batch)
+        if not len(part):  # a last batch of fewer rows than workers: no loss here, but DDP needs a backward
+            return batch, logits.sum()
+        return batch, self.task.loss(logits, batch) * self._weight(len(part), len(rows))
 
     def fit(self, model: nn.Module, train: CTRData, val: CTRData, name: str = "model") -> FitResult:
         cfg = self.config

@@ -5,6 +5,18 @@ import torch
 from torch import nn
 
 
+class DiceNorm(nn.BatchNorm1d):
+    """BatchNorm1d that normalises a training batch of fewer than 2 rows (e.g. a batch whose
+    histories are all empty) with the running statistics instead of failing: batch statistics
+    need >= 2 rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                            training=False, eps=self.eps)
+        return super().forward(x)
+
+
 class Dice(nn.Module):
     """p(x) * x + (1 - p(x)) * alpha * x with p = sigmoid(batch-normalised x).
 
@@ -16,7 +28,7 @@ class Dice(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-8):
         super().__init__()
         # affine=False: Dice only needs the normalised value to place the switching point.
-        self.bn = nn.BatchNorm1d(num_features, eps=eps, affine=False)
+        self.bn = DiceNorm(num_features, eps=eps, affine=False)
         self.alpha = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -24,13 +36,7 @@ class Dice(nn.Module):
         flat = x.reshape(-1, shape[-1])
         # p * x + (1 - p) * alpha * x = x * (alpha + p * (1 - alpha)): three passes over the
         # activations instead of six; this layer runs on every (target, history item) pair.
-        if self.training and flat.shape[0] < 2:
-            # batch statistics need >= 2 rows (e.g. a batch whose histories are all empty):
-            # fall back to the running statistics instead of failing
-            p = nn.functional.batch_norm(flat, self.bn.running_mean, self.bn.running_var, training=False,
-                                         eps=self.bn.eps).sigmoid_()
-        else:
-            p = self.bn(flat).sigmoid_()  # in place is safe: BatchNorm's backward does not need its output
+        p = self.bn(flat).sigmoid_()  # in place is safe: BatchNorm's backward does not need its output
         if not torch.is_grad_enabled():  # inference: reuse p's buffer instead of two more allocations
             return p.mul_(1 - self.alpha).add_(self.alpha).mul_(flat).reshape(shape)
         return (flat * torch.addcmul(self.alpha, p, 1 - self.alpha)).reshape(shape)

@@ -1,12 +1,15 @@
 """Data-parallel training on Ray Train: TorchTrainer, DDP over gloo on CPU workers.
 
-Each of `workers` Ray workers runs the project's own Trainer (same loop, loss, early stopping)
-on its shard of the training rows: rows rank, rank + W, rank + 2W, ... (equal shards, so every
-worker takes the same number of steps and DDP's all-reduce never waits on a missing one). The
-per-worker batch is batch_size / W, so one synchronised step sees the same number of rows as a
-single-process step. DDP keeps the replicas identical, every worker validates on the full
-validation set and so stops at the same epoch; rank 0 reports the best weights as a Ray
-checkpoint, which the driver loads into the model it saves as the artifact.
+Equal to single-process training by construction, not by luck. Every one of the W Ray workers
+runs the project's own Trainer (same loop, loss, seed, early stopping) from the same initial
+weights, and draws the very global batches one process would draw (same shuffle, same
+batch_size). Worker r trains on part r of each global batch, its loss weighted by its share
+(Trainer(shard=(r, W))), so DDP's gradient average is the global batch's gradient. Batch norms
+(Dice's) normalise with the global batch's statistics (ctr_models.layers.global_batch_norm). Every
+update thus equals the single-process one up to float summation order (with dropout 0, the
+default: dropout masks cannot be shared). DDP keeps the replicas identical, every worker validates
+on the full validation set and so stops at the same epoch; rank 0 reports the best weights as a
+Ray checkpoint, which the driver loads into the model it saves as the artifact.
 
 The data is handed to the workers through Ray's object store (fine for the sizes a training
 set of this project has on one machine; a cluster-sized set would be read per shard from the
@@ -19,10 +22,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ctr_models.data import CTRData
+from ctr_models.layers.global_batch_norm import global_batch_norm
 from ctr_models.trainer import FitResult, Trainer, TrainerConfig
 
 from ..errors import MoonFeaturesError
@@ -36,13 +39,12 @@ def _worker_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
-    train: CTRData = config["train"]
-    shard = train.subset(np.arange(rank, len(train) // world * world, world))
-    model = ray.train.torch.prepare_model(config["net"], parallel_strategy_kwargs={"find_unused_parameters": True})
-    cfg: TrainerConfig = dataclasses.replace(config["cfg"], batch_size=max(1, config["cfg"].batch_size // world),
-                                             checkpoint_dir=None, num_threads=None,
+    model = ray.train.torch.prepare_model(global_batch_norm(config["net"]),
+                                          parallel_strategy_kwargs={"find_unused_parameters": True})
+    cfg: TrainerConfig = dataclasses.replace(config["cfg"], checkpoint_dir=None, num_threads=None,
                                              progress=config["cfg"].progress and rank == 0)
-    fit = Trainer(cfg).fit(model, shard, config["val"], name=f"{config['name']} [rank {rank}/{world}]")
+    fit = Trainer(cfg, shard=(rank, world)).fit(model, config["train"], config["val"],
+                                                name=f"{config['name']} [rank {rank}/{world}]")
     metrics = {"best_epoch": fit.best_epoch, "epochs": len(fit.history)}
     if rank != 0:
         ray.train.report(metrics)
