@@ -66,3 +66,19 @@ def test_only_the_last_l_are_kept_oldest_first():
 def test_max_len_must_be_positive():
     with pytest.raises(ValueError, match="max_len"):
         build_sequences(_log([]), max_len=0)
+
+
+def test_rows_are_whole_seconds_so_flooring_to_seconds_changes_nothing():
+    """Feast's Ray offline store floors timestamps to seconds: the table must survive that (one row
+    per user and second), and events within one second are ties that never see each other."""
+    ms = lambda k: T0 + pd.Timedelta(milliseconds=k)  # noqa: E731
+    inter = _log([(1, 10, ms(0), 1), (1, 11, ms(200), 1), (1, 12, ms(900), 0), (1, 13, ms(1500), 1),
+                  (2, 20, ms(999), 1)])
+    seq = build_sequences(inter, max_len=10)
+    ts = seq["event_timestamp"]
+    assert (ts == ts.dt.floor("s")).all() and not seq.duplicated(["user_id", "event_timestamp"]).any()
+    assert sequence_as_of(seq, 1, ms(200)) == [] == sequence_as_of(seq, 1, ms(900))  # same second as 10, 11
+    assert sequence_as_of(seq, 1, ms(1500)) == [10, 11]
+    # the closing rows (the serving state) come after the last event: never joined to a training row
+    assert sequence_as_of(seq, 1, ms(1999)) == [10, 11] and sequence_as_of(seq, 1, ms(2000)) == [10, 11, 13]
+    assert sequence_as_of(seq, 2, ms(999)) == [] and sequence_as_of(seq, 2, ms(1000)) == [20]

@@ -1,10 +1,15 @@
 """Point-in-time-correct behaviour sequences.
 
-The table has one row per (user, distinct event time t) holding the user's last L positive
-items strictly before t (oldest first), plus one closing row per user just after their last
-event holding everything: the latest state, which is what the online store serves. A Feast
-as-of join of an entity row (user, t) picks the row at t, so the current event and later ones
-never leak into it.
+The table has one row per (user, whole second s with an event) holding the user's last L positive
+items from before s (oldest first), plus one closing row per user one second after their last
+event's second, holding everything: the latest state, which is what the online store serves. A
+Feast as-of join of an entity row (user, t) picks the row at floor(t), so the current event and
+later ones never leak into it.
+
+Why whole seconds: Feast's Ray offline store floors every timestamp to the second before its
+as-of join. Rows keyed on whole seconds, one per user and second, survive that flooring, so the
+Ray store and DuckDB join the same rows. The price: events within one second of each other are
+ties (none sees another), as events at the same instant always were.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 SEQUENCE_COLUMNS = ("user_id", "event_timestamp", "hist_item_ids", "hist_len")
-CLOSING_ROW_DELAY = pd.Timedelta(microseconds=1)
+KEY_RESOLUTION = "s"  # sequence rows are keyed on whole seconds (see above)
+CLOSING_ROW_DELAY = pd.Timedelta(seconds=1)
 
 
 def _ragged_take(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,14 +34,16 @@ def _ragged_take(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
 def build_sequences(interactions: pd.DataFrame, max_len: int = 50) -> pd.DataFrame:
     """Behaviour-sequence table from interactions (user_id, item_id, event_timestamp, label).
 
-    Ties (several events at the same time) are ordered by item_id, and none of them sees another.
+    Ties (several events in the same second) are ordered by time, then item_id, and none of them
+    sees another.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     df = interactions[["user_id", "item_id", "event_timestamp", "label"]]
     df = df.sort_values(["user_id", "event_timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    seconds = df["event_timestamp"].dt.floor(KEY_RESOLUTION)
     users = df["user_id"].to_numpy()
-    times = df["event_timestamp"].to_numpy()
+    times = seconds.to_numpy()
     positive = df["label"].to_numpy() == 1
 
     # Positives of all users in (user, time, item) order; each user's block is contiguous.
@@ -44,7 +52,7 @@ def build_sequences(interactions: pd.DataFrame, max_len: int = 50) -> pd.DataFra
     pos_times = times[positive]
 
     # One row per distinct (user, time), plus the closing row per user.
-    key = pd.DataFrame({"user_id": users, "event_timestamp": df["event_timestamp"]}).drop_duplicates()
+    key = pd.DataFrame({"user_id": users, "event_timestamp": seconds}).drop_duplicates()
     last = key.groupby("user_id", sort=True)["event_timestamp"].max() + CLOSING_ROW_DELAY
     rows = pd.concat([key, last.reset_index()], ignore_index=True)
     rows = rows.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
@@ -83,7 +91,8 @@ def history_matrix(users: np.ndarray, times: np.ndarray, items: np.ndarray, posi
     """For events sorted by (user, time, item): each event's last `max_len` positive items strictly
     before its time, as (int64 [N, max_len] left-aligned and zero-padded, lengths [N]).
 
-    The in-memory twin of `build_sequences` for benchmarks and the lab, which need one row per event.
+    The in-memory twin of `build_sequences` for benchmarks and the lab, which need one row per event
+    (equal to it when the times are whole seconds, as the shop's and MovieLens' are).
     """
     hist = np.zeros((len(users), max_len), np.int64)
     hist_len = np.zeros(len(users), np.int64)

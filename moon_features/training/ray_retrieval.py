@@ -9,14 +9,8 @@ becomes null. Everything else is Feast's join, unchanged.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pandas as pd
 import pyarrow as pa
-
-from ..errors import MoonFeaturesError
-
-RAY_STORE_TYPE = "feast.offline_stores.contrib.ray_offline_store.ray.RayOfflineStore"
 
 
 def is_ray_job(job) -> bool:
@@ -43,32 +37,3 @@ def ray_job_to_arrow(job, list_columns: list[str]) -> pa.Table:
             i = table.column_names.index(name)
             table = table.set_column(i, name, pa.nulls(len(table), pa.list_(pa.int64())))
     return table
-
-
-class RayPointInTimeError(MoonFeaturesError, ValueError):
-    """Feast's Ray offline store would join these rows wrongly (it floors timestamps to seconds)."""
-
-
-def is_ray_store(store) -> bool:
-    return getattr(store.config.offline_store, "type", "") in ("ray", RAY_STORE_TYPE)
-
-
-def check_second_resolution(path: str, view: str, key: str = "user_id") -> None:
-    """Refuse a source with two rows of one entity inside one second.
-
-    Feast 0.67's Ray offline store floors feature timestamps to whole seconds before its as-of
-    join. Two rows of an entity in one second then tie, the join takes the later one, and a
-    training row at t can see a row stamped after t: for behaviour sequences (a closing row at
-    t + 1 us holds the event at t) that is the label itself leaking into the history.
-    """
-
-    table = pq.read_table(path, columns=[key, "event_timestamp"])
-    seconds = pc.divide(pc.cast(pc.cast(table["event_timestamp"], pa.timestamp("us")), pa.int64()), 1_000_000)
-    pairs = pa.table({"k": table[key], "s": seconds}).group_by(["k", "s"]).aggregate([("k", "count")])
-    ties = pairs.filter(pc.greater(pairs["k_count"], 1))
-    if len(ties):
-        raise RayPointInTimeError(
-            f"{view}: {len(ties):,} (entity, second) pairs hold more than one row (e.g. {key} "
-            f"{ties['k'][0].as_py()}); Feast's Ray offline store floors timestamps to seconds and would join "
-            "the later row, leaking future events into training rows. Use the DuckDB offline store "
-            "(feature_store.yaml) for this repo, or rebuild the source with rows at least 1 s apart.")

@@ -18,8 +18,8 @@ from ctr_models.data import CTRData
 
 from ..batching import history_arrays, pad_ragged, row_arrays
 from ..errors import MoonFeaturesError
-from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_VIEW, EmbeddingSpec, FeatureSpec
-from .ray_retrieval import check_second_resolution, is_ray_job, is_ray_store, ray_job_to_arrow
+from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, EmbeddingSpec, FeatureSpec
+from .ray_retrieval import is_ray_job, ray_job_to_arrow
 
 ROW_ID = "__row_id"
 ENTITY_COLUMNS = ("user_id", "item_id", "event_timestamp")
@@ -119,8 +119,6 @@ def historical_table(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.Dat
         raise TrainingSetError(f"entity rows lack column(s) {missing}; need {list(ENTITY_COLUMNS)} (+ label)")
     rows = entity_rows.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(entity_rows))})
     refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]
-    if is_ray_store(store):
-        check_second_resolution(_batch_source_path(store, SEQUENCE_VIEW), SEQUENCE_VIEW)
     job = store.get_historical_features(entity_df=rows, features=refs)
     if is_ray_job(job):  # Feast's Ray offline store (feature_store.ray.yaml): see ray_retrieval.py
         table = ray_job_to_arrow(job, [r.split(":")[1] for r in refs if r.split(":")[1].startswith("hist_item")])
