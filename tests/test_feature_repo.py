@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from moon_features.data.sequences import build_sequences, sequence_as_of
-from moon_features.spec import EmbeddingSpec, FeatureSpec
-from moon_features.store.definitions import build_objects, embedding_spec_of
-from moon_features.store.repo import RepoNotReadyError, materialize_all
+from fixtures.store_repo import unit_vectors, write_embedding_source
+from moon_features.spec import (ITEM_PROFILE_VIEW, SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, USER_PROFILE_VIEW,
+                                EmbeddingSpec, FeatureSpec)
+from moon_features.store.definitions import TEMPLATE, embedding_spec_of, repo_objects
+from moon_features.store.repo import DATA_DIR, SPEC_FILE, RepoNotReadyError, init_repo, materialize_all
 from moon_features.store.sources import entity_rows
 
 REPO_TEMPLATE = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -54,28 +56,47 @@ def test_feast_cli_apply_and_materialize_on_the_repo_template(shop_dir, tmp_path
     repo = tmp_path / "feature_repo"
     shutil.copytree(REPO_TEMPLATE, repo, ignore=shutil.ignore_patterns("data", "spec.json", "__pycache__"))
     build_feature_repo(shop_dir, repo)
-    for cmd in (["apply"], ["materialize", "1970-01-02T00:00:00", "2100-01-01T00:00:00"], ["feature-views", "list"]):
+    for cmd in (["plan"], ["apply"], ["materialize", "1970-01-02T00:00:00", "2100-01-01T00:00:00"], ["feature-views", "list"]):
         out = subprocess.run([FEAST, *cmd], cwd=repo, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
     assert "user_behavior_sequence" in out.stdout
 
 
 def test_repo_without_spec_is_a_clear_error(tmp_path):
-    from moon_features.store.definitions import repo_objects
-
     with pytest.raises(RepoNotReadyError, match="moon-features features build"):
         repo_objects(tmp_path)
 
 
 def test_embedding_views_record_version_and_dim_and_services_pin_them(shop, tmp_path):
+    """features.py defines a view per embedding version in data/ plus the spec's, each with its service."""
     spec = FeatureSpec.from_dataset(shop, embedding=EmbeddingSpec(2, 64))
-    objects = build_objects(spec, tmp_path, embeddings=[EmbeddingSpec(1, 32)])
-    v1, v2 = objects["view_item_moon_embedding_v1"], objects["view_item_moon_embedding_v2"]
+    init_repo(tmp_path)
+    spec.save(tmp_path / SPEC_FILE)
+    write_embedding_source(tmp_path / DATA_DIR, 1, [1, 2], unit_vectors(2, 32), ["2024-01-01"] * 2)
+    objects = repo_objects(tmp_path)
+    v1, v2 = objects["item_moon_embedding_v1"], objects["item_moon_embedding_v2"]
     assert embedding_spec_of(v1) == EmbeddingSpec(1, 32) and embedding_spec_of(v2) == EmbeddingSpec(2, 64)
-    service = objects["service_item_moon_embedding_v2"]
+    service = objects["item_moon_embedding_v2_service"]
     assert service.name == spec.feature_service_name
     assert {p.name for p in service.feature_view_projections} == {
-        "user_profile", "item_profile", "user_behavior_sequence", "item_moon_embedding_v2"}
+        USER_PROFILE_VIEW, ITEM_PROFILE_VIEW, SEQUENCE_VIEW, "item_moon_embedding_v2"}
+    assert objects["ids_service"].name == spec.with_embedding(None).feature_service_name
+    assert objects["user_behavior_push"].name == SEQUENCE_PUSH_SOURCE
+
+
+def test_committed_features_py_is_the_template():
+    """feature_repo/features.py is what `features build` copies into every repo: keep them one file."""
+    assert (REPO_TEMPLATE / "features.py").read_text() == TEMPLATE.read_text()
+
+
+def test_old_generated_features_py_is_a_clear_error_and_init_repo_replaces_it(shop, tmp_path):
+    FeatureSpec.from_dataset(shop).save(tmp_path / SPEC_FILE)
+    (tmp_path / "features.py").write_text("from pathlib import Path\nfrom moon_features.store.definitions "
+                                          "import repo_objects\nglobals().update(repo_objects(Path('.')))\n")
+    with pytest.raises(RepoNotReadyError, match="features build"):
+        repo_objects(tmp_path)
+    init_repo(tmp_path)  # as `features build` / apply_repo do
+    assert (tmp_path / "features.py").read_text() == TEMPLATE.read_text()
 
 
 def _free_port() -> int:
@@ -144,7 +165,7 @@ def test_feast_cli_on_the_redis_variant(shop, shop_dir, tmp_path):
     build_feature_repo(shop_dir, repo)
     env = {**os.environ, "MOON_REDIS_URL": "127.0.0.1:6379"}
     try:
-        for cmd in (["apply"], ["materialize", "1970-01-02T00:00:00", "2100-01-01T00:00:00"]):
+        for cmd in (["plan"], ["apply"], ["materialize", "1970-01-02T00:00:00", "2100-01-01T00:00:00"]):
             out = subprocess.run([FEAST, "-f", "feature_store.redis.yaml", *cmd], cwd=repo, env=env,
                                  capture_output=True, text=True, timeout=300)
             assert out.returncode == 0, out.stderr[-2000:]

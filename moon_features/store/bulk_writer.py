@@ -149,8 +149,8 @@ def write_embedding_view(config, online_store, fv, start: datetime, end: datetim
     name = fv.name
     emb = embedding_spec_of(fv)
     if emb is None:
-        raise ValueError(f"{name} has no moon.embedding_version / moon.dim tags; register it with "
-                         "moon_features.store.definitions.embedding_view")
+        raise ValueError(f"{name} has no moon.embedding_version / moon.dim tags; declare it as the embedding "
+                         "views of moon_features/store/template/features.py are")
     start, end = _utc(start, DEFAULT_START), _utc(end, datetime.now(timezone.utc))
     path = _source_path(config, fv)
     ts_field = fv.batch_source.timestamp_field

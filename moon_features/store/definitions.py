@@ -1,19 +1,22 @@
-"""Feast object factories: entities, feature views, push source and feature services from a spec.
+"""What the Feast definitions of a repository are built from, and how to load them.
 
-`feature_repo/features.py` calls `repo_objects` so that `feast apply` sees exactly what the
-Python API registers; the spec lives once, in spec.json beside it.
+The definitions themselves are declared in the repository's `features.py` (the template is
+`moon_features/store/template/features.py`; `feature_repo/features.py` is a copy), so that a
+reader can review every entity, source, view and feature service in one file. This module holds
+what that file reads (the spec, the embedding versions present, the tags the plugin relies on)
+and `repo_objects`, which runs a repo's `features.py` the way `feast apply` does.
 """
 from __future__ import annotations
 
+import runpy
 from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
-from feast.types import Array, Float32, Int64
+from feast import Entity, FeatureService, FeatureView, FileSource
+from feast.data_source import DataSource
 
-from ..spec import (EMBEDDING_FIELD, ITEM_PROFILE_VIEW, SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, USER_PROFILE_VIEW,
-                    EmbeddingSpec, FeatureSpec, embedding_view_name)
+from ..spec import EMBEDDING_FIELD, EmbeddingSpec, FeatureSpec, embedding_view_name
 from .configs import DATA_DIR, SPEC_FILE
 from .errors import RepoNotReadyError
 
@@ -21,60 +24,21 @@ from .errors import RepoNotReadyError
 NO_TTL = timedelta(0)
 EMBEDDING_VERSION_TAG = "moon.embedding_version"
 EMBEDDING_DIM_TAG = "moon.dim"
+FEATURES_FILE = "features.py"
+TEMPLATE = Path(__file__).resolve().parent / "template" / FEATURES_FILE
+FEAST_OBJECTS = (Entity, DataSource, FeatureView, FeatureService)
+# the one line of the features.py that repos made before the definitions were spelled out have
+LEGACY_FEATURES_LINE = "globals().update(repo_objects("
 
 
 def source_path(data_dir: Path, view_name: str) -> Path:
     return Path(data_dir).resolve() / f"{view_name}.parquet"
 
 
-def _file_source(data_dir: Path, view_name: str) -> FileSource:
+def file_source(data_dir: Path, view_name: str) -> FileSource:
+    """The offline source of a view: <data_dir>/<view>.parquet, timestamped by event_timestamp."""
     return FileSource(name=f"{view_name}_source", path=str(source_path(data_dir, view_name)),
                       timestamp_field="event_timestamp")
-
-
-def user_entity() -> Entity:
-    return Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A shopper")
-
-
-def item_entity() -> Entity:
-    return Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="A catalogue item")
-
-
-def item_profile_view(spec: FeatureSpec, item: Entity, data_dir: Path) -> FeatureView:
-    schema = [Field(name=f.name, dtype=Int64, tags={"vocab_size": str(f.vocab_size)}) for f in spec.item_categorical]
-    schema += [Field(name=n, dtype=Float32) for n in spec.item_dense]
-    return FeatureView(name=ITEM_PROFILE_VIEW, entities=[item], ttl=NO_TTL, schema=schema,
-                       source=_file_source(data_dir, ITEM_PROFILE_VIEW),
-                       description="Item attributes as vocabulary codes (0 = unknown) and dense values")
-
-
-def user_profile_view(spec: FeatureSpec, user: Entity, data_dir: Path) -> FeatureView:
-    schema = [Field(name=f.name, dtype=Int64, tags={"vocab_size": str(f.vocab_size)}) for f in spec.user_categorical]
-    schema += [Field(name=n, dtype=Float32) for n in spec.user_dense]
-    return FeatureView(name=USER_PROFILE_VIEW, entities=[user], ttl=NO_TTL, schema=schema,
-                       source=_file_source(data_dir, USER_PROFILE_VIEW),
-                       description="User profile fields as vocabulary codes (0 = unknown)")
-
-
-def sequence_push_source(data_dir: Path) -> PushSource:
-    return PushSource(name=SEQUENCE_PUSH_SOURCE, batch_source=_file_source(data_dir, SEQUENCE_VIEW))
-
-
-def sequence_view(spec: FeatureSpec, user: Entity, push: PushSource) -> FeatureView:
-    return FeatureView(
-        name=SEQUENCE_VIEW, entities=[user], ttl=NO_TTL,
-        schema=[Field(name="hist_item_ids", dtype=Array(Int64)), Field(name="hist_len", dtype=Int64)],
-        source=push, tags={"max_len": str(spec.max_len)},
-        description=f"The user's last {spec.max_len} positive items strictly before event_timestamp, oldest first")
-
-
-def embedding_view(emb: EmbeddingSpec, item: Entity, data_dir: Path) -> FeatureView:
-    return FeatureView(
-        name=emb.view_name, entities=[item], ttl=NO_TTL,
-        schema=[Field(name=EMBEDDING_FIELD, dtype=Array(Float32), tags={EMBEDDING_DIM_TAG: str(emb.dim)})],
-        source=_file_source(data_dir, emb.view_name),
-        tags={EMBEDDING_VERSION_TAG: str(emb.version), EMBEDDING_DIM_TAG: str(emb.dim)},
-        description=f"MOON item embedding, encoder version {emb.version}, dimension {emb.dim}, L2-normalised")
 
 
 def embedding_spec_of(view: FeatureView) -> EmbeddingSpec | None:
@@ -94,47 +58,40 @@ def embedding_sources_in(data_dir: Path) -> list[EmbeddingSpec]:
     return found
 
 
-def build_objects(spec: FeatureSpec, data_dir: Path,
-                  embeddings: list[EmbeddingSpec] | None = None) -> dict[str, object]:
-    """All Feast objects for a spec, keyed by a Python-identifier name (as a repo module exposes them)."""
-    user, item = user_entity(), item_entity()
-    push = sequence_push_source(data_dir)
-    views = {
-        ITEM_PROFILE_VIEW: item_profile_view(spec, item, data_dir),
-        USER_PROFILE_VIEW: user_profile_view(spec, user, data_dir),
-        SEQUENCE_VIEW: sequence_view(spec, user, push),
-    }
-    versions = {e.version: e for e in (embeddings or [])}
+def embedding_versions(spec: FeatureSpec, data_dir: Path) -> list[EmbeddingSpec]:
+    """The embedding views a repo defines: every version with a source in data_dir, and the spec's."""
+    versions = {e.version: e for e in embedding_sources_in(data_dir)}
     if spec.embedding:
         versions[spec.embedding.version] = spec.embedding
-    for emb in versions.values():
-        views[emb.view_name] = embedding_view(emb, item, data_dir)
-
-    base = [views[USER_PROFILE_VIEW], views[ITEM_PROFILE_VIEW], views[SEQUENCE_VIEW]]
-    services = {"ids": FeatureService(name=spec.with_embedding(None).feature_service_name, features=base,
-                                      description="ID and profile features with behaviour sequences")}
-    for emb in versions.values():
-        pinned = spec.with_embedding(emb)
-        services[emb.view_name] = FeatureService(
-            name=pinned.feature_service_name, features=base + [views[emb.view_name]],
-            tags={EMBEDDING_VERSION_TAG: str(emb.version)},
-            description=f"Everything a CTR model with MOON embeddings v{emb.version} (d={emb.dim}) reads")
-    objects = {"user": user, "item": item, "user_behavior_push": push}
-    objects.update({f"view_{k}": v for k, v in views.items()})
-    objects.update({f"service_{k}": v for k, v in services.items()})
-    return objects
+    return [versions[v] for v in sorted(versions)]
 
 
-def repo_objects(repo_dir: Path) -> dict[str, object]:
-    """What feature_repo/features.py exposes: objects for <repo>/spec.json over <repo>/data/."""
-    repo_dir = Path(repo_dir)
-    spec_file = repo_dir / SPEC_FILE
+def load_repo_spec(repo_dir: Path) -> FeatureSpec:
+    spec_file = Path(repo_dir) / SPEC_FILE
     if not spec_file.exists():
         raise RepoNotReadyError(f"{spec_file} does not exist: run `moon-features demo` or "
                                 f"`moon-features features build --repo {repo_dir}` first")
-    spec = FeatureSpec.load(spec_file)
-    data_dir = repo_dir / DATA_DIR
-    return build_objects(spec, data_dir, embedding_sources_in(data_dir))
+    return FeatureSpec.load(spec_file)
 
 
-__all__ = ["build_objects", "repo_objects", "embedding_view_name", "embedding_spec_of"]
+def repo_objects(repo_dir: Path) -> dict[str, object]:
+    """The Feast objects <repo>/features.py defines (what `feast apply` registers), by global name."""
+    repo_dir = Path(repo_dir)
+    load_repo_spec(repo_dir)  # a missing spec is the usual cause; say so before running the file
+    path = repo_dir / FEATURES_FILE
+    if not path.exists():
+        raise RepoNotReadyError(f"{path} does not exist: `moon-features features build --repo {repo_dir}` "
+                                f"writes it (a copy of {TEMPLATE})")
+    if LEGACY_FEATURES_LINE in path.read_text():
+        raise RepoNotReadyError(f"{path} is the old generated file: run `moon-features features build --repo "
+                                f"{repo_dir}` (or copy {TEMPLATE}) to replace it with the spelled-out definitions")
+    defined = runpy.run_path(str(path), run_name="features")
+    out: dict[str, object] = {}
+    for name, obj in defined.items():
+        if isinstance(obj, FEAST_OBJECTS) and not any(obj is seen for seen in out.values()):
+            out[name] = obj
+    return out
+
+
+__all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "file_source",
+           "load_repo_spec", "source_path"]

@@ -3,7 +3,7 @@
 Layout (the one in feature_repo/, and the one temporary repos in tests get)::
 
     <repo>/feature_store.yaml   online/offline store configuration
-    <repo>/features.py          thin: exposes moon_features.store.definitions.repo_objects
+    <repo>/features.py          the Feast definitions (a copy of moon_features/store/template/features.py)
     <repo>/spec.json            the FeatureSpec (written by `moon-features features build`)
     <repo>/data/*.parquet       offline sources, one per feature view; registry and SQLite db
 """
@@ -14,18 +14,13 @@ from pathlib import Path
 
 from feast import FeatureStore
 
-from ..spec import FeatureSpec
 from .configs import CONFIG_FILE, DATA_DIR, SPEC_FILE, plugin_redis_config, sqlite_config
-from .definitions import repo_objects
+from .definitions import FEATURES_FILE, LEGACY_FEATURES_LINE, TEMPLATE, repo_objects
+from .definitions import load_repo_spec as load_spec
 from .errors import RepoNotReadyError
 
-FEATURES_PY = '''"""Feast definitions for moon-features: derived from spec.json, see moon_features.store.definitions."""
-from pathlib import Path
-
-from moon_features.store.definitions import repo_objects
-
-globals().update(repo_objects(Path(__file__).resolve().parent))
-'''
+__all__ = ["init_repo", "load_spec", "apply_repo", "materialize_all", "open_store", "DATA_DIR", "SPEC_FILE",
+           "RepoNotReadyError"]
 
 
 def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str = "sqlite",
@@ -40,21 +35,21 @@ def init_repo(repo_dir: str | Path, project: str = "moon_features", online: str 
     else:
         raise ValueError(f"online store must be 'sqlite' or 'redis', got {online!r}")
     (repo_dir / CONFIG_FILE).write_text(config)
-    if not (repo_dir / "features.py").exists():
-        (repo_dir / "features.py").write_text(FEATURES_PY)
+    write_features_file(repo_dir)
     return repo_dir
 
 
-def load_spec(repo_dir: str | Path) -> FeatureSpec:
-    path = Path(repo_dir) / SPEC_FILE
-    if not path.exists():
-        raise RepoNotReadyError(f"{path} does not exist: run `moon-features features build --repo {repo_dir}`")
-    return FeatureSpec.load(path)
+def write_features_file(repo_dir: Path) -> None:
+    """Copy the template features.py into a repo that has none, or the old generated one."""
+    features = Path(repo_dir) / FEATURES_FILE
+    if not features.exists() or LEGACY_FEATURES_LINE in features.read_text():
+        features.write_text(TEMPLATE.read_text())
 
 
 def apply_repo(repo_dir: str | Path, config_file: str | Path | None = None) -> FeatureStore:
     """The programmatic `feast apply`: register every object of the repo and return the store."""
     repo_dir = Path(repo_dir)
+    write_features_file(repo_dir)
     store = open_store(repo_dir, config_file)
     store.apply(list(repo_objects(repo_dir).values()))
     return store
