@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .configuration import MoonEncoderConfig
+from .data import ItemFeaturizer
 from .errors import CheckpointMismatchError, EncoderError
 from .modeling import MoonItemEncoder
 
@@ -37,8 +38,6 @@ def load_encoder(path: str | Path, expect: MoonEncoderConfig | None = None):
     """(model, featurizer) from an encoder folder. Raises CheckpointMismatchError when the folder
     is not a MOON encoder, its weights do not fit its config, or it differs from `expect`."""
     from transformers import logging as hf_logging
-
-    from .data import ItemFeaturizer
 
     path = Path(path)
     cfg_file = path / "config.json"

@@ -1,88 +1,59 @@
-"""`moon-features encoder train | embed | evaluate`.
+"""`moon-features encoder train | embed | evaluate`: the parser (handlers: commands.py).
 
 The main CLI calls `add_encoder_commands(subparsers)`; `python -m moon_features.encoder.cli`
-runs the same commands stand-alone.
+runs the same commands stand-alone. Every command keeps the frozen towers' outputs in a tower
+store on disk (default `<data>/.tower_cache`, see frozen.py), so a second run on the same
+catalogue skips the tower pass.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
-from pathlib import Path
+from functools import partial
 
-from ..idmap import coded_dataset
+from ..command import run
 
-
-def _load(data: str):
-    """The dataset in dense id codes: embeddings are keyed like the feature repo (moon_features.idmap)."""
-    from moon_features.data.layout import load_dataset
-
-    return coded_dataset(load_dataset(data))[0]
+TOWER_CACHE_DIR = ".tower_cache"
 
 
-def _train(args) -> int:
-    from .training import train_encoder
-
-    overrides = {"num_threads": args.threads}
-    if args.pretrain_epochs is not None:
-        overrides["pretrain_epochs"] = args.pretrain_epochs
-    if args.posttrain_epochs is not None:
-        overrides["posttrain_epochs"] = args.posttrain_epochs
-    path = train_encoder(_load(args.data), args.preset, args.out, seed=args.seed, schedule_overrides=overrides,
-                         resume=not args.no_resume, progress=not args.quiet)
-    print(path)
-    return 0
+def _handler(name: str, args) -> int:
+    """Run commands.<name>: imported on first use, so that registering the parser stays light."""
+    return getattr(importlib.import_module(".commands", __package__), name)(args)
 
 
-def _embed(args) -> int:
-    from .configuration import embedding_view_name
-    from .embed import embed_catalogue
-
-    out = Path(args.out) if args.out.endswith(".parquet") else Path(args.out) / f"{embedding_view_name(args.version)}.parquet"
-    embed_catalogue(args.model, _load(args.data), out, args.version, args.dim, args.batch_size,
-                    progress=not args.quiet, num_threads=args.threads, engine=args.engine, workers=args.workers)
-    return 0
-
-
-def _evaluate(args) -> int:
-
-    from .evaluate import evaluate_encoder, write_report
-    from .pairs import heldout_pairs, split_by_time
-
-    ds = _load(args.data)
-    train_log, test_log = split_by_time(ds.interactions, args.holdout)
-    pairs = heldout_pairs(train_log, test_log, ds.items["item_id"], max_pairs=args.pairs, seed=args.seed)
-    res = evaluate_encoder(args.model, ds, pairs, dim=args.dim, baselines=not args.no_baselines,
-                           seed=args.seed, num_threads=args.threads, progress=not args.quiet)
-    json_path, png_path = write_report(res, args.out)
-    print(json.dumps({k: v for k, v in res.items() if k != "methods"}))
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+def _common(p) -> None:
+    p.add_argument("--data", required=True, help="dataset root (canonical layout)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the idle cores now, 1..4; a loaded machine gets 1)")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"tower store: frozen tower outputs kept across runs (default: <data>/{TOWER_CACHE_DIR})")
+    p.add_argument("--no-tower-cache", action="store_true", help="keep tower outputs in memory for this run only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_encoder_commands(subparsers) -> argparse.ArgumentParser:
-    """Register `encoder train|embed|evaluate` on an argparse subparsers object."""
-    enc = subparsers.add_parser("encoder", help="train / run / evaluate the MOON item encoder")
-    sub = enc.add_subparsers(dest="encoder_command", required=True)
-
-    def common(p):
-        p.add_argument("--data", required=True, help="dataset root (canonical layout)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="stage 1 (image-title) + stage 2 (behaviour) training")
-    common(t)
+    _common(t)
     t.add_argument("--out", default="runs/encoder", help="writes <out>/checkpoint and <out>/model")
     t.add_argument("--preset", default="demo", choices=["demo", "small", "full"])
+    t.add_argument("--before", default=None,
+                   help="train on interactions before this date only (e.g. 2024-03-01); co-engagement pairs too")
+    t.add_argument("--text-columns", default=None,
+                   help="comma-separated item columns the text tower reads, or 'auto' (title + categorical "
+                        "attributes + multi-valued text columns); default: the preset's")
+    t.add_argument("--augment-views", type=int, help="augmented copies per image (default: the preset's)")
     t.add_argument("--pretrain-epochs", type=int)
     t.add_argument("--posttrain-epochs", type=int)
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=partial(_handler, "train"))
 
+
+def _add_embed(sub) -> None:
     e = sub.add_parser("embed", help="embed the catalogue into the item_moon_embedding_v<version> source")
-    common(e)
+    _common(e)
     e.add_argument("--model", required=True, help="encoder folder (<train --out>/model)")
     e.add_argument("--out", required=True, help="a .parquet path, or a folder for <view name>.parquet")
     e.add_argument("--version", type=int, default=1)
@@ -92,32 +63,39 @@ def add_encoder_commands(subparsers) -> argparse.ArgumentParser:
                    help="ray: Ray Data map_batches over --workers actors (needs moon-features[ray]; RAY_ADDRESS "
                         "for a cluster); the output equals the local job's")
     e.add_argument("--workers", type=int, default=2, help="Ray actors (one CPU each) with --engine ray")
-    e.set_defaults(func=_embed)
+    e.set_defaults(func=partial(_handler, "embed"))
 
-    v = sub.add_parser("evaluate", help="image-search recall@K on held-out co-engagement pairs + baselines")
-    common(v)
+
+def _add_evaluate(sub) -> None:
+    v = sub.add_parser("evaluate", help="same-group recall@K (--groups / --pairs), or image-search recall@K on "
+                                        "held-out co-engagement pairs; with baselines")
+    _common(v)
     v.add_argument("--model", required=True)
-    v.add_argument("--out", default="runs/encoder_eval", help="folder for encoder_quality.json / .png")
+    v.add_argument("--out", default="runs/encoder_eval", help="folder for the report (.json / .png)")
     v.add_argument("--dim", type=int, default=None)
-    v.add_argument("--holdout", type=float, default=0.2)
-    v.add_argument("--pairs", type=int, default=2000)
-    v.add_argument("--no-baselines", action="store_true")
-    v.set_defaults(func=_evaluate)
+    v.add_argument("--groups", default=None, help="CSV / Parquet (item_id, group_id): items that belong together")
+    v.add_argument("--pairs", default=None, help="CSV / Parquet (item_id, item_id): items that belong together")
+    v.add_argument("--holdout", type=float, default=0.2, help="co-engagement: latest share of the log held out")
+    v.add_argument("--max-pairs", type=int, default=2000, help="co-engagement: pairs sampled from the held-out log")
+    v.add_argument("--no-baselines", action="store_true", help="co-engagement: skip the baselines")
+    v.set_defaults(func=partial(_handler, "evaluate"))
+
+
+def add_encoder_commands(subparsers) -> argparse.ArgumentParser:
+    """Register `encoder train|embed|evaluate` on an argparse subparsers object."""
+    enc = subparsers.add_parser("encoder", help="train / run / evaluate the MOON item encoder")
+    sub = enc.add_subparsers(dest="encoder_command", required=True)
+    _add_train(sub)
+    _add_embed(sub)
+    _add_evaluate(sub)
     return enc
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ..errors import MoonFeaturesError
-
     parser = argparse.ArgumentParser(prog="moon-features")
     add_encoder_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except MoonFeaturesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ Presets (`demo`, `small`, `full`) are named configs + training schedules, not co
 """
 from __future__ import annotations
 
-from ..spec import embedding_view_name  # noqa: F401  (re-exported: the encoder names its output view)
-
 from dataclasses import asdict, dataclass, field
 
 from transformers import PretrainedConfig
 
+from ..spec import embedding_view_name  # noqa: F401  (re-exported: the encoder names its output view)
+
 from .errors import EncoderError, UnsupportedDimensionError
+from .pretrained import clip_tower_configs, minilm_config_dict
 
 IMAGE_TOWERS = ("vit", "efficientnet_lite0", "clip")
 TEXT_TOWERS = ("bert", "minilm", "clip")
@@ -80,71 +81,10 @@ class MoonEncoderConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        if image_tower not in IMAGE_TOWERS:
-            raise EncoderError(f"image_tower must be one of {IMAGE_TOWERS}, got {image_tower!r}")
-        if text_tower not in TEXT_TOWERS:
-            raise EncoderError(f"text_tower must be one of {TEXT_TOWERS}, got {text_tower!r}")
-        if "clip" in (image_tower, text_tower) and not clip_path:
-            raise EncoderError("a 'clip' tower needs clip_path: a local directory with a CLIP checkpoint")
-        if image_tower == "vit" and image_size % patch_size:
-            raise EncoderError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
-        dims = sorted(int(d) for d in embedding_dims)
-        if not dims or dims[0] <= 0:
-            raise EncoderError(f"embedding_dims must be positive integers, got {embedding_dims}")
-        if hidden_size % num_heads:
-            raise EncoderError(f"hidden_size {hidden_size} must be divisible by num_heads {num_heads}")
-        self.image_tower = image_tower
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.image_layers = image_layers
-        self.text_tower = text_tower
-        self.text_hidden_size = text_hidden_size
-        self.text_layers = text_layers
-        self.text_heads = text_heads
-        self.max_text_length = max_text_length
-        self.vocab_size = vocab_size
-        self.clip_path = clip_path
-        # Pretrained towers' architectures are copied into this config so that a saved encoder
-        # rebuilds without the package or CLIP folder it started from.
-        if text_tower == "minilm" and text_tower_config is None:
-            from .pretrained import minilm_config_dict
-
-            text_tower_config = minilm_config_dict()
-        if "clip" in (image_tower, text_tower) and (image_tower_config is None or text_tower_config is None):
-            from .pretrained import clip_tower_configs
-
-            vision_cfg, text_cfg = clip_tower_configs(clip_path)
-            image_tower_config = image_tower_config or (vision_cfg if image_tower == "clip" else None)
-            text_tower_config = text_tower_config or (text_cfg if text_tower == "clip" else None)
-        self.image_tower_config = image_tower_config
-        self.text_tower_config = text_tower_config
-        if image_mean is None:  # CLIP's own statistics; the others were trained on [-1, 1] inputs
-            image_mean, image_std = ((0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)) \
-                if image_tower == "clip" else ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-        self.image_mean, self.image_std = list(image_mean), list(image_std)
-        self.freeze_image_tower = freeze_image_tower
-        self.freeze_text_tower = freeze_text_tower
-        self.hidden_size = hidden_size
-        self.num_heads = num_heads
-        self.fusion_layers = fusion_layers
-        self.ffn_multiplier = ffn_multiplier
-        self.dropout = dropout
-        self.attribute_vocab = dict(attribute_vocab or {})
-        self.max_attribute_tokens = max_attribute_tokens
-        self.embedding_dims = dims
-        self.tower_skip = bool(tower_skip)
-        if colour_bins < 0 or colour_bins > 16:
-            raise EncoderError(f"colour_bins must be 0 (off) .. 16 per channel, got {colour_bins}")
-        self.colour_bins = int(colour_bins)
-        self.whiten_output = bool(whiten_output)
-        if content_dims and not (freeze_image_tower and freeze_text_tower):
-            raise EncoderError("content_dims > 0 projects the frozen towers' features: set freeze_image_tower "
-                               "and freeze_text_tower (or content_dims=0)")
-        self.content_dims = int(content_dims)
-        self.text_columns = list(text_columns) or ["title"]
-        self.init_temperature = init_temperature
-        self.behaviour_temperature = behaviour_temperature
-        self.initializer_range = initializer_range
+        # every argument is kept under its own name, once checked and normalised (below the class)
+        settings = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        for name, value in _normalised(settings).items():
+            setattr(self, name, value)
         super().__init__(**kwargs)
 
     @property
@@ -176,6 +116,58 @@ class MoonEncoderConfig(PretrainedConfig):
         return {k: getattr(self, k) for k in keys}
 
 
+def _check(s: dict) -> None:
+    """Raise EncoderError for settings that cannot build an encoder."""
+    if s["image_tower"] not in IMAGE_TOWERS:
+        raise EncoderError(f"image_tower must be one of {IMAGE_TOWERS}, got {s['image_tower']!r}")
+    if s["text_tower"] not in TEXT_TOWERS:
+        raise EncoderError(f"text_tower must be one of {TEXT_TOWERS}, got {s['text_tower']!r}")
+    if "clip" in (s["image_tower"], s["text_tower"]) and not s["clip_path"]:
+        raise EncoderError("a 'clip' tower needs clip_path: a local directory with a CLIP checkpoint")
+    if s["image_tower"] == "vit" and s["image_size"] % s["patch_size"]:
+        raise EncoderError(f"image_size {s['image_size']} must be a multiple of patch_size {s['patch_size']}")
+    if not s["embedding_dims"] or min(int(d) for d in s["embedding_dims"]) <= 0:
+        raise EncoderError(f"embedding_dims must be positive integers, got {s['embedding_dims']}")
+    if s["hidden_size"] % s["num_heads"]:
+        raise EncoderError(f"hidden_size {s['hidden_size']} must be divisible by num_heads {s['num_heads']}")
+    if s["colour_bins"] < 0 or s["colour_bins"] > 16:
+        raise EncoderError(f"colour_bins must be 0 (off) .. 16 per channel, got {s['colour_bins']}")
+    if s["content_dims"] and not (s["freeze_image_tower"] and s["freeze_text_tower"]):
+        raise EncoderError("content_dims > 0 projects the frozen towers' features: set freeze_image_tower "
+                           "and freeze_text_tower (or content_dims=0)")
+
+
+def _tower_configs(s: dict) -> tuple[dict | None, dict | None]:
+    """Pretrained towers' architectures, copied into the config so that a saved encoder rebuilds
+    without the package or CLIP folder it started from."""
+    image_cfg, text_cfg = s["image_tower_config"], s["text_tower_config"]
+    if s["text_tower"] == "minilm" and text_cfg is None:
+        text_cfg = minilm_config_dict()
+    if "clip" in (s["image_tower"], s["text_tower"]) and (image_cfg is None or text_cfg is None):
+        vision, text = clip_tower_configs(s["clip_path"])
+        image_cfg = image_cfg or (vision if s["image_tower"] == "clip" else None)
+        text_cfg = text_cfg or (text if s["text_tower"] == "clip" else None)
+    return image_cfg, text_cfg
+
+
+def _normalised(s: dict) -> dict:
+    _check(s)
+    out = dict(s)
+    out["image_tower_config"], out["text_tower_config"] = _tower_configs(s)
+    mean, std = s["image_mean"], s["image_std"]
+    if mean is None:  # CLIP's own statistics; the others were trained on [-1, 1] inputs
+        mean, std = ((0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)) \
+            if s["image_tower"] == "clip" else ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    out["image_mean"], out["image_std"] = list(mean), list(std)
+    out["attribute_vocab"] = dict(s["attribute_vocab"] or {})
+    out["embedding_dims"] = sorted(int(d) for d in s["embedding_dims"])
+    out["tower_skip"], out["whiten_output"] = bool(s["tower_skip"]), bool(s["whiten_output"])
+    out["colour_bins"], out["content_dims"] = int(s["colour_bins"]), int(s["content_dims"])
+    columns = [s["text_columns"]] if isinstance(s["text_columns"], str) else list(s["text_columns"])
+    out["text_columns"] = columns or ["title"]
+    return out
+
+
 @dataclass
 class TrainSchedule:
     """How long and how hard each stage trains; part of a preset, recorded with the model."""
@@ -198,7 +190,7 @@ class TrainSchedule:
     max_pairs_per_epoch: int = 20000
     augment_views: int = 2           # augmented copies per image for robustness (cached)
     view_weight: float = 0.0         # stage 1: weight of image view <-> other image view
-    num_threads: int = 1            # 2 threads on 2 shared cores thrash under load; 1 is steadier
+    num_threads: int | None = None  # None: runtime.safe_thread_count() (idle cores; see runtime.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,11 +219,13 @@ PRESETS: dict[str, Preset] = {
     # Tower skips keep MiniLM / EfficientNet knowledge in the embedding; the text tower reads
     # title + year + genres. Stage 2: lr 1e-3 after a 16-step warm-up, its own temperature,
     # logQ-corrected in-batch / queue negatives plus 128 uniform catalogue negatives per batch.
+    # text_columns "auto": title + the dataset's categorical attributes + multi-valued text columns
+    # (encoder/columns.py; on MovieLens: title, category, release_year, genres).
     "small": Preset("small", dict(image_tower="efficientnet_lite0", image_size=96,
                                   text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
                                   hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
                                   dropout=0.0, embedding_dims=[32, 64, 128], tower_skip=True,
-                                  text_columns=["title", "release_year", "genres"], colour_bins=4,
+                                  text_columns="auto", colour_bins=4,
                                   whiten_output=True, content_dims=32),
                     # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
                     # one stage-2 pass over 16,384 distinct pairs at lr 5e-4: measured (docs/benchmarks.md),
@@ -242,7 +236,7 @@ PRESETS: dict[str, Preset] = {
     "full": Preset("full", dict(image_tower="efficientnet_lite0", image_size=128,
                                 text_tower="minilm", freeze_image_tower=True, freeze_text_tower=True,
                                 hidden_size=256, num_heads=8, fusion_layers=3, max_text_length=32,
-                                embedding_dims=[32, 64, 128, 256]),
+                                embedding_dims=[32, 64, 128, 256], text_columns="auto"),
                    TrainSchedule(pretrain_epochs=4, posttrain_epochs=10, batch_size=256,
                                  queue_size=4096, augment_views=3, max_pairs_per_epoch=60000)),
 }

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .configuration import MoonEncoderConfig
 from .errors import EncoderError, ImageLoadError
 from .modeling import ItemBatch
+from .pretrained import minilm_path
 
 
 # ---- images -----------------------------------------------------------------------------------
@@ -127,8 +128,6 @@ class ItemFeaturizer:
 
         if "clip" == config.text_tower:
             return AutoTokenizer.from_pretrained(config.clip_path)
-        from .pretrained import minilm_path
-
         return AutoTokenizer.from_pretrained(str(minilm_path()))
 
     def attribute_ids(self, items: pd.DataFrame) -> torch.Tensor:
@@ -161,7 +160,8 @@ class ItemFeaturizer:
         """Featurise rows of items.parquet; a missing or corrupt image is recorded in
         `bad_images` and the item falls back to text + attributes only."""
         size = self.config.image_size
-        pixels = torch.zeros(len(items), 3, size, size, dtype=torch.uint8)
+        # without images (their tower outputs come from frozen.py) no pixel memory is held
+        pixels = torch.zeros(len(items), 3, size if load_images else 0, size if load_images else 0, dtype=torch.uint8)
         has_image = torch.zeros(len(items), dtype=torch.bool)
         bad: dict[int, str] = {}
         for r, (item_id, rel) in enumerate(zip(items["item_id"].tolist(), items["image_path"].tolist())):
@@ -190,8 +190,8 @@ class ItemFeaturizer:
 
 
 def featurize_in_chunks(featurizer: ItemFeaturizer, items: pd.DataFrame, root: Path, chunk: int = 256,
-                        desc: str = "decode items", progress: bool = True) -> FeaturizedItems:
-    parts = [featurizer.featurize(items.iloc[i: i + chunk], root)
+                        desc: str = "decode items", progress: bool = True, load_images: bool = True) -> FeaturizedItems:
+    parts = [featurizer.featurize(items.iloc[i: i + chunk], root, load_images=load_images)
              for i in tqdm(range(0, len(items), chunk), desc=desc, disable=not progress, unit="chunk")]
     bad = {k: v for p in parts for k, v in p.bad_images.items()}
     return FeaturizedItems(np.concatenate([p.item_ids for p in parts]), torch.cat([p.pixels for p in parts]),
@@ -200,17 +200,23 @@ def featurize_in_chunks(featurizer: ItemFeaturizer, items: pd.DataFrame, root: P
                            torch.cat([p.attribute_ids for p in parts]), bad)
 
 
+def view_pixels(im: Image.Image, item_id: int, n_aug: int, seed: int, size: int) -> list[torch.Tensor]:
+    """The clean image and `n_aug` near-duplicates, uint8 (3, S, S). The augmentations are drawn
+    from (seed, item id) alone, so an item's views do not depend on the rest of the catalogue (the
+    tower store can reuse them per item, a resumed run sees the same views)."""
+    rng = np.random.default_rng([seed, int(item_id) & 0x7FFFFFFFFFFFFFFF])
+    return [to_uint8(im, size)] + [to_uint8(augment(im, rng), size) for _ in range(n_aug)]
+
+
 def augmented_views(items: pd.DataFrame, root: Path, f: FeaturizedItems, size: int, views: int, seed: int,
                     progress: bool = True) -> torch.Tensor:
-    """(views, N, 3, S, S) uint8 near-duplicates of every image (zeros where none); drawn
-    once per run from `seed` so a resumed run sees the same views."""
+    """(views, N, 3, S, S) uint8 near-duplicates of every image (zeros where none)."""
     out = torch.zeros(views, len(items), 3, size, size, dtype=torch.uint8)
-    rng = np.random.default_rng(seed)
     paths = items["image_path"].tolist()
     for r in tqdm(range(len(items)), desc="augment images", disable=not progress or views == 0, unit="img"):
         if not bool(f.has_image[r]):
             continue
         im = open_image(root / paths[r], int(f.item_ids[r]), size)
-        for v in range(views):
-            out[v, r] = to_uint8(augment(im, rng), size)
+        for v, px in enumerate(view_pixels(im, int(f.item_ids[r]), views, seed, size)[1:]):
+            out[v, r] = px
     return out

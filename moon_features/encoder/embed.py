@@ -25,9 +25,12 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
+from .cache import CatalogueCache
 from .checkpoint import load_encoder
 from .configuration import embedding_view_name
 from .errors import EmbeddingNaNError
+from .frozen import image_outputs, image_store, text_outputs, text_store
+from .runtime import TimeEstimate, set_threads
 
 SCHEMA = pa.schema([
     ("item_id", pa.int64()),
@@ -64,19 +67,24 @@ class EmbedReport:
 
 
 def embed_catalogue(model_dir, dataset, out_path, version: int, dim: int | None = None, batch_size: int = 64,
-                    progress: bool = True, num_threads: int = 1, engine: str = "local",
-                    workers: int = 1) -> EmbedReport:
+                    progress: bool = True, num_threads: int | None = 1, engine: str = "local",
+                    workers: int = 1, tower_store=None) -> EmbedReport:
     """Embed every item into `out_path`. engine="ray": Ray Data map_batches over `workers` actors
-    (embed_ray.py), written in item order exactly as the local job writes it."""
+    (embed_ray.py), written in item order exactly as the local job writes it. `tower_store`: a
+    folder of frozen tower outputs shared with `train_encoder` (frozen.py): items found there are
+    neither decoded nor run through the frozen towers. num_threads None: runtime.safe_thread_count."""
     view = embedding_view_name(version)  # validates the version first
-    torch.set_num_threads(max(1, num_threads))
+    num_threads = set_threads(num_threads, verbose=progress)
     model, featurizer = load_encoder(model_dir)
     dim = model.config.check_dim(dim)
     items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    frozen = model.config.freeze_image_tower and model.config.freeze_text_tower
     if engine == "ray":
         from .embed_ray import ray_embedded_batches
 
         batches = ray_embedded_batches(model_dir, dataset.root, items, dim, batch_size, workers)
+    elif engine == "local" and tower_store is not None and frozen:
+        batches = _stored_tower_batches(model, featurizer, items, dataset.root, dim, batch_size, tower_store)
     elif engine == "local":
         batches = (_embed_chunk(model, featurizer, items.iloc[i: i + batch_size], dataset.root, dim)
                    for i in range(0, len(items), batch_size))
@@ -101,6 +109,26 @@ def _embed_chunk(model, featurizer, chunk, root, dim: int) -> tuple[np.ndarray, 
     return feats.item_ids, emb, feats.has_image.numpy(), dict(feats.bad_images)
 
 
+def _stored_tower_batches(model, featurizer, items, root, dim: int, batch_size: int, store_root, block: int = 4096):
+    """Like _embed_chunk's batches, with the frozen towers' outputs from (and added to) the tower
+    store; `block` items at a time keep memory bounded."""
+    stores = image_store(model, store_root), text_store(model, store_root)
+    for i in range(0, len(items), block):
+        part = items.iloc[i: i + block]
+        feats = featurizer.featurize(part, root, load_images=False)
+        images = image_outputs(model, part, root, 0, 0, stores[0], progress=False)
+        feats.has_image, feats.bad_images = images.has_image, images.bad_images
+        cache = CatalogueCache(model, featurizer, feats, images=images,
+                               text_raw=text_outputs(model, feats, stores[1], progress=False)[0])
+        for j in range(0, len(part), batch_size):
+            rows = np.arange(j, min(j + batch_size, len(part)))
+            with torch.no_grad():
+                emb = model.embed(cache.batch(rows), "multimodal", dim).numpy().astype(np.float32)
+            ids = feats.item_ids[rows]
+            yield ids, emb, feats.has_image.numpy()[rows], {int(k): v for k, v in images.bad_images.items()
+                                                             if k in set(ids.tolist())}
+
+
 def _write_source(out_path: Path, view: str, version: int, items, batches, progress: bool) -> tuple[int, dict]:
     """Stream embedded batches (in item order) into a temporary Parquet file, renamed into place
     only when no NaN was found; returns (text-only items, bad images)."""
@@ -114,6 +142,7 @@ def _write_source(out_path: Path, view: str, version: int, items, batches, progr
     nan_ids: list[int] = []
     n_text_only = pos = 0
     t0 = time.time()
+    eta = TimeEstimate(f"embed {view}", len(items), "items", probe=min(512, len(items)), enabled=progress)
     writer = pq.ParquetWriter(tmp, SCHEMA, write_page_checksum=True)  # readers verify them (data.parquet_io)
     try:
         bar = tqdm(total=len(items), desc=f"embed {view}", unit="item", disable=not progress)
@@ -139,6 +168,7 @@ def _write_source(out_path: Path, view: str, version: int, items, batches, progr
                 }, schema=SCHEMA))
             pos += n
             bar.update(n)
+            eta.step(n)
             bar.set_postfix(items_per_s=f"{pos / max(time.time() - t0, 1e-9):.1f}")
         bar.close()
     finally:

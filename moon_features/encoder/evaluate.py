@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
+from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
 from .cache import CatalogueCache
 from .checkpoint import load_encoder
 from .data import augmented_views, featurize_in_chunks
 from .errors import EncoderError
 from .modeling import MoonItemEncoder
+from .runtime import set_threads
 
 EVAL_AUGMENT_OFFSET = 7919  # eval augmentations never reuse the training run's augmentation seed
 
@@ -80,9 +83,60 @@ def image_query_rows(pairs: pd.DataFrame, item_ids, has_image: np.ndarray) -> tu
     return a_rows, b_rows
 
 
+class _Scorer:
+    """Scores methods on one set of image queries (pairs, near-duplicates, extra pair sets) and
+    keeps each method's figures and per-query ranks."""
+
+    def __init__(self, a_rows, b_rows, dup_rows, extra: dict, ks):
+        self.a_rows, self.b_rows, self.dup_rows, self.extra, self.ks = a_rows, b_rows, dup_rows, extra, ks
+        self.methods: dict[str, dict] = {}
+        self.pair_ranks: dict[str, np.ndarray] = {}
+
+    def add(self, method, q_all, g, q_dup=None, g_dup=None):
+        """Queries: rows of `q_all`, gallery `g`; near-duplicate queries `q_dup` against `g_dup` when given."""
+        res, self.pair_ranks[method] = _scores(q_all[self.a_rows], g, q_dup, g_dup, self.a_rows, self.b_rows,
+                                               self.dup_rows, self.ks)
+        for name, (ea, eb) in self.extra.items():
+            res.update({f"{name}/recall@{k}": v for k, v in recall_at_k(q_all[ea], g, eb, self.ks, exclude=ea).items()})
+        self.methods[method] = res
+
+    def add_encoder(self, method: str, m: MoonItemEncoder, featurizer, feats, aug, dim: int):
+        cache = CatalogueCache(m, featurizer, feats, aug, progress=False)
+        g = cache.embed_all(m, "multimodal", dim)
+        q_img = cache.embed_all(m, "image", dim)
+        q_dup = cache.embed_all(m, "image", dim, view=1, rows=self.dup_rows)
+        self.add(method, q_img, g, q_dup, g)
+
+
+def _add_baselines(scorer: _Scorer, model, featurizer, feats, aug, dim, items, root, aug_seed, image_size, seed,
+                   progress):
+    """A randomly initialised copy of the encoder, MiniLM on titles (and on the encoder's text when
+    that is more than the title), EfficientNet-lite0 ImageNet features."""
+    torch.manual_seed(seed)
+    scorer.add_encoder("random_init_encoder", MoonItemEncoder(model.config).eval(), featurizer, feats, aug, dim)
+    t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
+    scorer.add("minilm_title", t, t)
+    texts = featurizer.texts(items)
+    if texts != [str(x) if x is not None else "" for x in items["title"]]:
+        t = minilm_title_embeddings(texts, progress=progress)
+        scorer.add("minilm_text", t, t)
+    e, _ = efficientnet_image_embeddings(items, root, image_size, progress=progress)
+    e_aug, _ = efficientnet_image_embeddings(items, root, image_size, augment_seed=aug_seed, progress=progress)
+    scorer.add("efficientnet_lite0_imagenet", e, e, e_aug[scorer.dup_rows], e)
+
+
+def _add_popularity(scorer: _Scorer, popularity, items, seed):
+    """One score per item: a 1-d "embedding", every query the same (tiny jitter breaks ties by row)."""
+    counts = pd.Series(popularity).reindex(items["item_id"]).fillna(0).to_numpy(np.float64)
+    jitter = np.random.default_rng(seed).random(len(counts)) * 1e-3
+    g = torch.as_tensor(np.log1p(counts) + jitter, dtype=torch.float32)[:, None]
+    scorer.add("popularity", torch.ones(len(items), 1), g)
+
+
 def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None = None, baselines: bool = True,
-                     seed: int = 0, num_threads: int = 1, baseline_image_size: int = 160, progress: bool = True,
-                     extra_pairs: dict | None = None, popularity: pd.Series | None = None) -> dict:
+                     seed: int = 0, num_threads: int | None = 1, baseline_image_size: int = 160,
+                     progress: bool = True, extra_pairs: dict | None = None,
+                     popularity: pd.Series | None = None) -> dict:
     """Recall@K on `pairs` (DataFrame item_a, item_b; e.g. pairs.heldout_pairs) for the encoder in
     `model_dir` and, with baselines=True, a randomly initialised copy of it, MiniLM title
     embeddings, MiniLM embeddings of the text the encoder reads (when that is more than the
@@ -94,7 +148,7 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     `popularity`: the same gallery ranking for every query, by that count. It is not a content
     method (it reads the log, not the item), so it is reported beside the baselines, not as one."""
     t0 = time.time()
-    torch.set_num_threads(max(1, num_threads))
+    set_threads(num_threads, verbose=progress)
     model, featurizer = load_encoder(model_dir)
     dim = model.config.check_dim(dim)
     items = dataset.items.sort_values("item_id").reset_index(drop=True)
@@ -105,88 +159,48 @@ def evaluate_encoder(model_dir, dataset, pairs, ks=(1, 10, 50), dim: int | None 
     a_rows, b_rows = image_query_rows(pairs, feats.item_ids, has_image)
     if len(a_rows) == 0:
         raise EncoderError("no evaluation pair has an item A with a readable image; evaluation needs image queries")
-    dup_rows = np.flatnonzero(has_image)
     extra = {name: image_query_rows(p, feats.item_ids, has_image) for name, p in (extra_pairs or {}).items()}
-
-    methods: dict[str, dict] = {}
-    pair_ranks: dict[str, np.ndarray] = {}
-
-    def add(method, q_all, g, q_dup=None, g_dup=None):
-        """Score one method (queries: rows of `q_all`, gallery `g`; near-duplicate queries `q_dup`
-        against `g_dup` when given) and record its figures, extra pair sets and per-query ranks."""
-        res, pair_ranks[method] = _scores(q_all[a_rows], g, q_dup, g_dup, a_rows, b_rows, dup_rows, ks)
-        for name, (ea, eb) in extra.items():
-            res.update({f"{name}/recall@{k}": v for k, v in recall_at_k(q_all[ea], g, eb, ks, exclude=ea).items()})
-        methods[method] = res
-
-    def encoder_scores(method: str, m: MoonItemEncoder):
-        cache = CatalogueCache(m, featurizer, feats, aug, progress=False)
-        g = cache.embed_all(m, "multimodal", dim)
-        q_img = cache.embed_all(m, "image", dim)
-        q_dup = cache.embed_all(m, "image", dim, view=1, rows=dup_rows)
-        add(method, q_img, g, q_dup, g)
-
-    encoder_scores("moon_encoder", model)
+    scorer = _Scorer(a_rows, b_rows, np.flatnonzero(has_image), extra, ks)
+    scorer.add_encoder("moon_encoder", model, featurizer, feats, aug, dim)
     if baselines:
-        torch.manual_seed(seed)
-        encoder_scores("random_init_encoder", MoonItemEncoder(model.config).eval())
-        from .baselines import efficientnet_image_embeddings, minilm_title_embeddings
-
-        t = minilm_title_embeddings(items["title"].tolist(), progress=progress)
-        add("minilm_title", t, t)
-        texts = featurizer.texts(items)
-        if texts != [str(x) if x is not None else "" for x in items["title"]]:
-            t = minilm_title_embeddings(texts, progress=progress)
-            add("minilm_text", t, t)
-        e, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, progress=progress)
-        e_aug, _ = efficientnet_image_embeddings(items, dataset.root, baseline_image_size, augment_seed=aug_seed,
-                                                 progress=progress)
-        add("efficientnet_lite0_imagenet", e, e, e_aug[dup_rows], e)
+        _add_baselines(scorer, model, featurizer, feats, aug, dim, items, dataset.root, aug_seed, baseline_image_size,
+                       seed, progress)
     if popularity is not None:
-        # one score per item: a 1-d "embedding", every query the same (tiny jitter breaks ties by row)
-        counts = pd.Series(popularity).reindex(items["item_id"]).fillna(0).to_numpy(np.float64)
-        jitter = np.random.default_rng(seed).random(len(counts)) * 1e-3
-        g = torch.as_tensor(np.log1p(counts) + jitter, dtype=torch.float32)[:, None]
-        q = torch.ones(len(items), 1)
-        add("popularity", q, g)
+        _add_popularity(scorer, popularity, items, seed)
     result = {"dim": dim, "ks": list(ks), "n_pairs": int(len(a_rows)),
               "n_extra_pairs": {name: int(len(ea)) for name, (ea, _) in extra.items()}, "n_gallery": int(len(items)),
-              "n_queries_near_duplicate": int(len(dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
+              "n_queries_near_duplicate": int(len(scorer.dup_rows)), "chance@10": 10 / max(len(items) - 1, 1),
               "image_size": model.config.image_size, "baseline_image_size": baseline_image_size,
-              "seconds": round(time.time() - t0, 1), "methods": methods,
+              "seconds": round(time.time() - t0, 1), "methods": scorer.methods,
               # the trained encoder against each other method, query by query (recall@10)
-              "paired_vs_encoder": {name: paired_recall_difference(pair_ranks["moon_encoder"], r, 10, seed=seed)
-                                    for name, r in pair_ranks.items() if name != "moon_encoder"}}
+              "paired_vs_encoder": {name: paired_recall_difference(scorer.pair_ranks["moon_encoder"], r, 10, seed=seed)
+                                    for name, r in scorer.pair_ranks.items() if name != "moon_encoder"}}
     if progress:
         print("image-search recall: " + "; ".join(
-            f"{name} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()) for name, r in methods.items()))
+            f"{name} " + " ".join(f"{k}={v:.3f}" for k, v in r.items()) for name, r in scorer.methods.items()))
     return result
 
 
 def write_report(result: dict, out_dir: str | Path, stem: str = "encoder_quality") -> tuple[Path, Path]:
     """`<stem>.json` with every figure and `<stem>.png`: grouped recall@K bars per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / f"{stem}.json", out_dir / f"{stem}.png"
     json_path.write_text(json.dumps(result, indent=2, default=str))
     ev = result.get("evaluation", result)
     methods, ks = ev["methods"], ev["ks"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     width = 0.8 / len(methods)
     for i, (name, r) in enumerate(methods.items()):
         vals = [r[f"recall@{k}"] for k in ks]
         bars = ax.bar(np.arange(len(ks)) + i * width, vals, width, label=name)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks(np.arange(len(ks)) + width * (len(methods) - 1) / 2, [f"recall@{k}" for k in ks])
-    ax.set_ylabel("held-out co-engagement pairs found")
-    ax.set_title(f"Image-based search recall ({ev['n_pairs']} pairs, gallery {ev['n_gallery']}, dim {ev['dim']})")
+    ax.set_ylabel(ev.get("ylabel", "held-out co-engagement pairs found"))
+    ax.set_title(ev.get("title", f"Image-based search recall ({ev['n_pairs']} pairs, gallery {ev['n_gallery']}, "
+                                 f"dim {ev['dim']})"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
-    plt.close(fig)
     return json_path, png_path

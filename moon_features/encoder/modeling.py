@@ -17,12 +17,14 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, BertModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration import MoonEncoderConfig
-from .efficientnet_lite import HEAD_CHANNELS, EfficientNetLite0
+from .efficientnet_lite import load_imagenet_weights
 from .output import EmbeddingOutput
+from .pretrained import minilm_path
+from .towers import BertTextTower, ClipTextTower, ClipVisionTower, EfficientNetTower, ViTPatchTower
 
 IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
 MODES = ("multimodal", "image", "text")
@@ -77,82 +79,6 @@ def colour_histogram(pixel_values: torch.Tensor, config: MoonEncoderConfig) -> t
     hist = torch.zeros(pixel_values.shape[0], bins ** 3, dtype=torch.float32)
     hist.scatter_add_(1, joint.flatten(1), torch.ones(joint.flatten(1).shape))
     return hist / joint[0].numel()
-
-
-class ViTPatchTower(nn.Module):
-    """Small ViT: non-overlapping patches -> linear -> positions -> transformer layers."""
-
-    def __init__(self, config: MoonEncoderConfig):
-        super().__init__()
-        h = config.hidden_size
-        self.patch = nn.Conv2d(3, h, config.patch_size, stride=config.patch_size)
-        n = (config.image_size // config.patch_size) ** 2
-        self.position = nn.Parameter(torch.zeros(1, n, h))
-        layer = nn.TransformerEncoderLayer(h, config.num_heads, h * config.ffn_multiplier, config.dropout,
-                                           batch_first=True, norm_first=True, activation="gelu")
-        self.layers = nn.TransformerEncoder(layer, config.image_layers, enable_nested_tensor=False)
-        self.out_channels = h
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = self.patch(pixel_values).flatten(2).transpose(1, 2)
-        return self.layers(x + self.position)
-
-
-class EfficientNetTower(nn.Module):
-    """EfficientNet-lite0; its last feature map's cells become the image tokens."""
-
-    def __init__(self, config: MoonEncoderConfig):
-        super().__init__()
-        self.net = EfficientNetLite0()
-        self.out_channels = HEAD_CHANNELS
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values).flatten(2).transpose(1, 2)
-
-
-class ClipVisionTower(nn.Module):
-    def __init__(self, config: MoonEncoderConfig):
-        super().__init__()
-        from transformers import CLIPVisionConfig, CLIPVisionModel
-
-        self.net = CLIPVisionModel(CLIPVisionConfig(**config.image_tower_config))
-        self.out_channels = self.net.config.hidden_size
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values=pixel_values).last_hidden_state
-
-
-class BertTextTower(nn.Module):
-    """BERT-style text encoder: a small one from scratch, or MiniLM's architecture (weights are
-    loaded by `MoonItemEncoder.from_towers`)."""
-
-    def __init__(self, config: MoonEncoderConfig):
-        super().__init__()
-        if config.text_tower == "minilm":
-            bert_config = BertConfig(**config.text_tower_config)
-        else:
-            bert_config = BertConfig(vocab_size=config.vocab_size, hidden_size=config.text_hidden_size,
-                                     num_hidden_layers=config.text_layers, num_attention_heads=config.text_heads,
-                                     intermediate_size=config.text_hidden_size * 4,
-                                     max_position_embeddings=max(64, config.max_text_length),
-                                     hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
-        self.net = BertModel(bert_config, add_pooling_layer=False)
-        self.out_channels = bert_config.hidden_size
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-class ClipTextTower(nn.Module):
-    def __init__(self, config: MoonEncoderConfig):
-        super().__init__()
-        from transformers import CLIPTextConfig, CLIPTextModel
-
-        self.net = CLIPTextModel(CLIPTextConfig(**config.text_tower_config))
-        self.out_channels = self.net.config.hidden_size
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 class ExpertFeedForward(nn.Module):
@@ -383,12 +309,8 @@ class MoonItemEncoder(MoonPreTrainedModel):
         EfficientNet-lite0 ImageNet, or `clip_path`); everything else is freshly initialised."""
         model = cls(config)
         if config.image_tower == "efficientnet_lite0":
-            from .efficientnet_lite import load_imagenet_weights
-
             load_imagenet_weights(model.image_tower.net)
         if config.text_tower == "minilm":
-            from .pretrained import minilm_path
-
             model.text_tower.net = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
         if config.image_tower == "clip" or config.text_tower == "clip":
             from transformers import CLIPModel

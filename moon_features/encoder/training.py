@@ -12,21 +12,24 @@ the checkpoint of epoch e continues exactly as the uninterrupted run would have.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .cache import CatalogueCache
+from .cache import CatalogueCache, build_catalogue_cache
 from .checkpoint import TRAINER_STATE, check_same_architecture, load_encoder, load_trainer_state, save_encoder
+from .columns import choose_text_columns
 from .configuration import MoonEncoderConfig, Preset, TrainSchedule, get_preset
-from .data import ItemFeaturizer, augmented_views, build_attribute_vocab, featurize_in_chunks
-from .errors import EncoderError
+from .data import ItemFeaturizer, build_attribute_vocab
+from .errors import CheckpointMismatchError, EncoderError
 from .losses import alignment_loss, inter_product_loss
 from .modeling import MoonItemEncoder
 from .pairs import co_engagement_pairs, symmetric
+from .runtime import TimeEstimate, set_threads
 
 CHECKPOINT_DIR, MODEL_DIR = "checkpoint", "model"
 
@@ -91,7 +94,7 @@ def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc):
+def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc, eta=None):
     rows = np.flatnonzero(cache.items.has_image.numpy())
     rows = rng.permutation(rows)
     n_batches = max(1, len(rows) // schedule.batch_size)  # drop the ragged last batch
@@ -120,11 +123,13 @@ def _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc
         optimizer.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.logit_scale.exp().item():.3f}")
+        if eta is not None:
+            eta.step()
     return float(np.mean(losses))
 
 
 def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue, progress, desc,
-                     intra_weight, log_freq=None, step0=0, base_lr=None):
+                     intra_weight, log_freq=None, step0=0, base_lr=None, eta=None):
     order = rng.permutation(len(pairs))[: schedule.max_pairs_per_epoch]
     n_batches = posttrain_steps(len(pairs), schedule)
     losses = []
@@ -166,63 +171,74 @@ def _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_c
         queue.push(z_b, b_ids, torch.as_tensor(b_rows))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", T=f"{1 / model.behaviour_logit_scale.exp().item():.3f}")
+        if eta is not None:
+            eta.step()
     return float(np.mean(losses))
 
 
-def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path = "runs/encoder", seed: int = 0,
-                  model_overrides: dict | None = None, schedule_overrides: dict | None = None,
-                  resume: bool = True, progress: bool = True, pretrained_towers: bool = True,
-                  stop_after_epoch: int | None = None) -> Path:
-    """Train both stages on `dataset` (a moon_features.data.layout.Dataset; all its interactions
-    are used, so pass a time-filtered copy to hold data out). Writes `<out_dir>/checkpoint`
-    after every epoch and `<out_dir>/model` at the end; returns the latter.
+@dataclass
+class TrainingData:
+    """What the epochs read besides the model: the cache, pairs and negatives' helpers."""
 
-    With resume=True an existing checkpoint of the same config continues where it stopped; a
-    checkpoint of a different config raises CheckpointMismatchError. `stop_after_epoch` ends the
-    run after that (global) epoch's checkpoint, as a time-boxed job or a crash would; returns the
-    checkpoint folder then."""
-    t0 = time.time()
-    preset = resolve_preset(preset, model_overrides, schedule_overrides)
-    schedule: TrainSchedule = preset.schedule
-    torch.set_num_threads(max(1, schedule.num_threads))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    items = dataset.items.sort_values("item_id").reset_index(drop=True)
-    vocab = build_attribute_vocab(items, list(dataset.meta.item_categorical))
-    config = MoonEncoderConfig(**preset.model, attribute_vocab=vocab)
+    cache: CatalogueCache
+    pairs: np.ndarray                       # (n, 2) catalogue rows, both directions
+    same_category: dict[int, np.ndarray]
+    log_freq: torch.Tensor | None
+    tower_stats: dict
 
-    ckpt = out_dir / CHECKPOINT_DIR
-    state = None
+
+def interactions_before(dataset, before) -> object:
+    """`dataset` with only the interactions strictly before `before` (a date / timestamp, UTC when
+    naive); the catalogue is kept whole (every item is embedded, content is not a label)."""
+    if before is None:
+        return dataset
+    try:
+        cut = pd.Timestamp(before)
+    except (ValueError, TypeError) as e:
+        raise EncoderError(f"--before {before!r} is not a date; use e.g. 2024-03-01 or 2024-03-01T12:00") from e
+    cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut
+    ts = pd.to_datetime(dataset.interactions["event_timestamp"], utc=True)
+    kept = dataset.interactions[ts < cut].reset_index(drop=True)
+    if kept.empty:
+        raise EncoderError(f"no interaction before {cut} (the log starts {ts.min()}); choose a later --before")
+    return replace(dataset, interactions=kept)
+
+
+def _start_or_resume(config, ckpt: Path, resume: bool, seed: int, schedule, pretrained_towers: bool):
+    """(model, featurizer, trainer state or None): from the checkpoint of the same config, or new."""
     if resume and (ckpt / TRAINER_STATE).exists():
         check_same_architecture(MoonEncoderConfig.from_pretrained(ckpt), config, ckpt)
         state = load_trainer_state(ckpt)
-        if state["seed"] != seed or state["schedule"] != schedule.to_dict():
-            from .errors import CheckpointMismatchError
-
+        if state["seed"] != seed or _comparable(state["schedule"]) != _comparable(schedule.to_dict()):
             raise CheckpointMismatchError(f"checkpoint {ckpt} was trained with seed={state['seed']} and schedule "
                                           f"{state['schedule']}; requested seed={seed}, {schedule.to_dict()}. Use "
                                           "the same settings, a new --out directory, or --no-resume.")
         model, featurizer = load_encoder(ckpt, expect=config)
-    else:
-        torch.manual_seed(seed)
-        model = MoonItemEncoder.from_towers(config) if pretrained_towers else MoonItemEncoder(config)
-        featurizer = ItemFeaturizer(config, ItemFeaturizer.default_tokenizer(config))
+        return model, featurizer, state
+    torch.manual_seed(seed)
+    model = MoonItemEncoder.from_towers(config) if pretrained_towers else MoonItemEncoder(config)
+    return model, ItemFeaturizer(config, ItemFeaturizer.default_tokenizer(config)), None
 
-    # ---- per-run caches -----------------------------------------------------------------------
-    feats = featurize_in_chunks(featurizer, items, dataset.root, progress=progress)
-    if feats.bad_images:
-        print(f"warning: {len(feats.bad_images)} unreadable image(s), trained text-only: "
-              + ", ".join(f"{k} ({v})" for k, v in list(feats.bad_images.items())[:10]))
-    aug = augmented_views(items, dataset.root, feats, config.image_size, schedule.augment_views, seed, progress)
-    cache = CatalogueCache(model, featurizer, feats, aug, progress=progress)
 
+def _comparable(schedule: dict) -> dict:
+    return {k: v for k, v in schedule.items() if k != "num_threads"}  # threads change speed, not results
+
+
+def _training_data(model, featurizer, dataset, items, schedule, seed, tower_store, progress) -> TrainingData:
+    t0 = time.time()
+    cache, stats = build_catalogue_cache(model, featurizer, items, dataset.root, schedule.augment_views, seed,
+                                         tower_store, progress)
+    stats["tower_seconds"] = round(time.time() - t0, 1)
+    if cache.items.bad_images:
+        print(f"warning: {len(cache.items.bad_images)} unreadable image(s), trained text-only: "
+              + ", ".join(f"{k} ({v})" for k, v in list(cache.items.bad_images.items())[:10]))
     raw_pairs = co_engagement_pairs(dataset.interactions, items["item_id"], schedule.pair_window,
                                     schedule.pair_max_gap_s)
     pairs = cache.rows(symmetric(raw_pairs).ravel()).reshape(-1, 2) if len(raw_pairs) else np.zeros((0, 2), np.int64)
     if schedule.posttrain_epochs and len(pairs) < schedule.batch_size:
         raise EncoderError(f"only {len(pairs)} co-engagement pairs in {dataset.root} (need >= batch size "
                            f"{schedule.batch_size}); lower batch_size, widen pair_window / pair_max_gap_s, or add "
-                           "interactions")
+                           "interactions (or a later --before)")
     cat_col = category_column(dataset)
     same_category: dict[int, np.ndarray] = {}
     if cat_col is not None and schedule.hard_negatives > 0:
@@ -230,10 +246,22 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
         by_cat = {c: np.flatnonzero(cats == c) for c in np.unique(cats)}
         same_category = {r: by_cat[cats[r]][by_cat[cats[r]] != r] for r in range(len(items))}
     log_freq = positive_log_frequency(pairs, len(items)) if schedule.logq_correction else None
-    steps_per_posttrain_epoch = posttrain_steps(len(pairs), schedule)
+    return TrainingData(cache, pairs, same_category, log_freq, stats)
 
-    # ---- the loop over both stages --------------------------------------------------------------
-    dims = config.embedding_dims
+
+def _stage_estimate(epoch: int, n1: int, n2: int, data: TrainingData, schedule, progress) -> TimeEstimate:
+    """The time estimate of the stage `epoch` starts (measured on its first batches)."""
+    if epoch < n1:
+        per_epoch = max(1, int(data.cache.items.has_image.sum()) // schedule.batch_size)
+        return TimeEstimate(f"stage 1 ({n1 - epoch} epoch(s))", per_epoch * (n1 - epoch), probe=5, enabled=progress)
+    per_epoch = posttrain_steps(len(data.pairs), schedule)
+    return TimeEstimate(f"stage 2 ({n1 + n2 - epoch} epoch(s))", per_epoch * (n1 + n2 - epoch), probe=5,
+                        enabled=progress)
+
+
+def _run_epochs(model, featurizer, data: TrainingData, schedule, seed, ckpt, state, progress, stop_after_epoch):
+    """Both stages from the checkpointed epoch on; (history, first epoch of this call, stopped early)."""
+    config, dims = model.config, model.config.embedding_dims
     n1, n2 = schedule.pretrain_epochs, schedule.posttrain_epochs
     queue = MemoryQueue(schedule.queue_size, config.max_dim)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -249,20 +277,23 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
         history, start = state["history"], state["epochs_done"]
         print(f"resuming from {ckpt} after epoch {start}/{n1 + n2}")
     model.train()
+    eta = None
     for epoch in range(start, n1 + n2):
         if epoch == n1 and epoch > 0:  # stage 2 starts with a fresh optimizer and an empty queue
             optimizer = new_optimizer(schedule.posttrain_lr)
             queue = MemoryQueue(schedule.queue_size, config.max_dim)
-        rng = _epoch_rng(seed, epoch)
-        te = time.time()
+        if epoch in (start, n1):
+            eta = _stage_estimate(epoch, n1, n2, data, schedule, progress)
+        rng, te = _epoch_rng(seed, epoch), time.time()
         if epoch < n1:
             stage, desc = 1, f"stage 1 pretrain {epoch + 1}/{n1}"
-            loss = _pretrain_epoch(model, cache, optimizer, rng, schedule, dims, progress, desc)
+            loss = _pretrain_epoch(model, data.cache, optimizer, rng, schedule, dims, progress, desc, eta)
         else:
             stage, desc = 2, f"stage 2 posttrain {epoch - n1 + 1}/{n2}"
-            loss = _posttrain_epoch(model, cache, optimizer, rng, schedule, dims, pairs, same_category, queue,
-                                    progress, desc, schedule.intra_weight, log_freq=log_freq,
-                                    step0=(epoch - n1) * steps_per_posttrain_epoch, base_lr=schedule.posttrain_lr)
+            loss = _posttrain_epoch(model, data.cache, optimizer, rng, schedule, dims, data.pairs, data.same_category,
+                                    queue, progress, desc, schedule.intra_weight, log_freq=data.log_freq,
+                                    step0=(epoch - n1) * posttrain_steps(len(data.pairs), schedule),
+                                    base_lr=schedule.posttrain_lr, eta=eta)
         if not np.isfinite(loss):
             raise EncoderError(f"training diverged in {desc} (loss={loss}); lower the learning rate (lr)")
         history.append({"epoch": epoch + 1, "stage": stage, "loss": round(loss, 5),
@@ -276,18 +307,57 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
             "history": history, "seed": seed, "schedule": schedule.to_dict()})
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < n1 + n2:
             print(f"stopped after epoch {epoch + 1}/{n1 + n2}; resume with the same arguments -> {ckpt}")
-            return ckpt
+            return history, start, True
+    return history, start, False
 
+
+def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path = "runs/encoder", seed: int = 0,
+                  model_overrides: dict | None = None, schedule_overrides: dict | None = None,
+                  resume: bool = True, progress: bool = True, pretrained_towers: bool = True,
+                  stop_after_epoch: int | None = None, before=None, tower_store: str | Path | None = None) -> Path:
+    """Train both stages on `dataset` (a moon_features.data.layout.Dataset). With `before` (a date)
+    only the interactions before it are used, pairs included (a leak-free run without a copy of the
+    dataset). Writes `<out_dir>/checkpoint` after every epoch and `<out_dir>/model` at the end;
+    returns the latter. `tower_store`: a folder where frozen tower outputs persist across runs
+    (frozen.py); None keeps them in memory for this run only.
+
+    With resume=True an existing checkpoint of the same config continues where it stopped; a
+    checkpoint of a different config raises CheckpointMismatchError. `stop_after_epoch` ends the
+    run after that (global) epoch's checkpoint, as a time-boxed job or a crash would; returns the
+    checkpoint folder then."""
+    t0 = time.time()
+    preset = resolve_preset(preset, model_overrides, schedule_overrides)
+    schedule: TrainSchedule = preset.schedule
+    threads = set_threads(schedule.num_threads, verbose=progress)
+    dataset = interactions_before(dataset, before)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = dataset.items.sort_values("item_id").reset_index(drop=True)
+    text_columns = choose_text_columns(dataset, preset.model.get("text_columns", ["title"]))
+    if progress:
+        print(f"text columns: {', '.join(text_columns)}")
+    config = MoonEncoderConfig(**{**preset.model, "text_columns": text_columns},
+                               attribute_vocab=build_attribute_vocab(items, list(dataset.meta.item_categorical)))
+    ckpt = out_dir / CHECKPOINT_DIR
+    model, featurizer, state = _start_or_resume(config, ckpt, resume, seed, schedule, pretrained_towers)
+    data = _training_data(model, featurizer, dataset, items, schedule, seed, tower_store, progress)
+    history, start, stopped = _run_epochs(model, featurizer, data, schedule, seed, ckpt, state, progress,
+                                          stop_after_epoch)
+    if stopped:
+        return ckpt
     if config.whiten_output or config.content_dims:
-        cache.fit_output(model)
-    summary = {"preset": preset.name, "seed": seed, "schedule": schedule.to_dict(), "dataset": dataset.meta.name,
-               "items": len(items), "items_with_image": int(feats.has_image.sum()),
-               "bad_images": {str(k): v for k, v in feats.bad_images.items()},
-               "co_engagement_pairs": int(len(pairs)), "history": history,
+        data.cache.fit_output(model)
+    summary = {"preset": preset.name, "seed": seed, "schedule": schedule.to_dict(), "threads": threads,
+               "dataset": dataset.meta.name, "before": None if before is None else str(before),
+               "interactions": int(len(dataset.interactions)), "text_columns": text_columns,
+               "items": len(items), "items_with_image": int(data.cache.items.has_image.sum()),
+               "bad_images": {str(k): v for k, v in data.cache.items.bad_images.items()},
+               "co_engagement_pairs": int(len(data.pairs)), "history": history, **data.tower_stats,
                "train_seconds": round(time.time() - t0, 1),  # this call only: a resumed run did less
                "resumed_after_epoch": start if state is not None else None,
                "epoch_seconds": round(sum(h["seconds"] for h in history), 1)}  # every epoch, any process
     model_dir = save_encoder(model, featurizer.tokenizer, out_dir / MODEL_DIR, extra=summary)
-    print(f"trained encoder ({preset.name}): {n1} pretrain + {n2} post-train epochs on {len(items)} items, "
-          f"{len(pairs)} pairs in {summary['train_seconds']} s -> {model_dir}")
+    print(f"trained encoder ({preset.name}): {schedule.pretrain_epochs} pretrain + {schedule.posttrain_epochs} "
+          f"post-train epochs on {len(items)} items, {len(data.pairs)} pairs in {summary['train_seconds']} s "
+          f"(tower pass {data.tower_stats['tower_seconds']} s) -> {model_dir}")
     return model_dir
