@@ -111,17 +111,23 @@ def fold_dice(model: nn.Module) -> nn.Module:
     return model
 
 
+def check_graph_config(model: nn.Module, types: tuple[str, ...] | None = None) -> None:
+    """ConfigError unless the model's type (one of `types`, default: any with a graph) and every
+    option of its config are ones the serving graphs implement."""
+    name = model.config.model_type
+    known = GRAPH_CONFIG_FIELDS.get(name) if name in (types or GRAPH_CONFIG_FIELDS) else None
+    if known is None:
+        raise ConfigError(f"model {name!r} has no serving graph here; known: {sorted(types or GRAPH_CONFIG_FIELDS)}")
+    unknown = sorted({f.name for f in dataclasses.fields(model.config)} - known)
+    if unknown:
+        raise ConfigError(f"the {name} serving graph does not implement the config options {unknown}; "
+                          "add them to ctr_models/serving_graph.py before exporting")
+
+
 class _Graph(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
-        name = model.config.model_type
-        known = GRAPH_CONFIG_FIELDS.get(name)
-        if known is None:
-            raise ConfigError(f"model {name!r} has no serving graph; known: {sorted(GRAPH_CONFIG_FIELDS)}")
-        unknown = sorted({f.name for f in dataclasses.fields(model.config)} - known)
-        if unknown:
-            raise ConfigError(f"the {name} serving graph does not implement the config options {unknown}; "
-                              "add them to ctr_models/serving_graph.py before exporting")
+        check_graph_config(model)
         self.model = fold_dice(model)  # a copy: the caller's model is left as it is
         self.inputs: ModelInputs = model.inputs
         self.input_names = graph_input_names(model.inputs)
@@ -149,16 +155,29 @@ def attention_logits(att: nn.Module, q: torch.Tensor, k: torch.Tensor) -> torch.
     keep * sigmoid(z)) into the next linear layer: with y = x * s,
         W1 Dice(x) = (W1 alpha / s) y + (W1 keep / s) (y * sigmoid(y + t)),
     five passes over the [B, n, h] activations instead of eight (the graph's largest tensors)."""
+    bias, w_target, w_key, w_pair = first_layer_terms(att)
+    c = torch.addmm(bias, q, w_target)                                   # [B, h]: per target
+    kk = k @ w_key                                                       # [n, h]: per history item
+    y = (q.unsqueeze(1) * k.unsqueeze(0)) @ w_pair + c.unsqueeze(1) + kk.unsqueeze(0)
+    return attention_rest(att, y)
+
+
+def first_layer_terms(att: nn.Module) -> tuple[torch.Tensor, ...]:
+    """(bias [h], W_target [d, h], W_key [d, h], W_pair [d, h]) of the attention's first layer,
+    scaled by its folded Dice's s: y = bias + q W_target + k W_key + (q * k) W_pair."""
     w_q, w_k, w_d, w_p = att.first.weight.split(att.dim, dim=1)
-    act, lin = att.first_act, att.rest[0]
+    act = att.first_act
     s = act.scale if isinstance(act, FoldedDice) else torch.ones_like(att.first.bias)
-    c = torch.addmm(att.first.bias * s, q, (w_q + w_d).t() * s)          # [B, h]: per target
-    kk = k @ ((w_k - w_d).t() * s)                                       # [n, h]: per history item
-    y = (q.unsqueeze(1) * k.unsqueeze(0)) @ (w_p.t() * s) + c.unsqueeze(1) + kk.unsqueeze(0)
+    return att.first.bias * s, (w_q + w_d).t() * s, (w_k - w_d).t() * s, w_p.t() * s
+
+
+def attention_rest(att: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """The attention logits [B, n] from first_layer_terms' y [B, n, h] (see attention_logits)."""
+    act, lin = att.first_act, att.rest[0]
     if not isinstance(act, FoldedDice):
         return att.rest(act(y)).squeeze(-1)
     gated = y * torch.sigmoid(y + act.shift)
-    h = y @ (lin.weight * (act.alpha / s)).t() + gated @ (lin.weight * (act.keep / s)).t() + lin.bias
+    h = y @ (lin.weight * (act.alpha / act.scale)).t() + gated @ (lin.weight * (act.keep / act.scale)).t() + lin.bias
     for layer in list(att.rest)[1:]:
         h = layer(h)
     return h.squeeze(-1)

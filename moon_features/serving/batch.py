@@ -68,7 +68,7 @@ def history_embeddings(lookup: OnlineLookup, padded: np.ndarray, kept: int, dim:
     return out
 
 
-def _context_arrays(inputs: ModelInputs, context: dict | None, n: int) -> dict[str, np.ndarray]:
+def context_arrays(inputs: ModelInputs, context: dict | None, n: int) -> dict[str, np.ndarray]:
     """Request-level context features (sparse fields of group 'context'), one value for every row."""
     names = {f.name for f in inputs.sparse if f.group == "context"}
     context = context or {}
@@ -93,7 +93,7 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
     if spec.sequence_attribute:
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
     arrays = row_arrays(feature_columns(lookup, spec, user_id), spec)
-    arrays.update(_context_arrays(inputs, context, n))
+    arrays.update(context_arrays(inputs, context, n))
     history = one_history(lookup.user.hist_item_ids, spec, codes)
     hist_emb = None
     if inputs.moon_dim is not None:

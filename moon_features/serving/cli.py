@@ -10,6 +10,8 @@ import argparse
 import os
 
 from ..command import exit_now, run
+from ..store.repo import open_store
+from .projected_build import build_projected_items
 
 
 def _serve(args) -> None:
@@ -36,6 +38,11 @@ def _serve(args) -> None:
 
 
 def _export(args) -> None:
+    if args.projected_items:
+        _export_projected(args)
+        return
+    if not args.out:
+        raise SystemExit("moon-features export: --out is required for the ONNX export")
     from ctr_models.onnx_export import export_artifact
 
     fmt = "onnx-int8" if args.quantize == "int8" else args.format
@@ -43,6 +50,15 @@ def _export(args) -> None:
     print(f"exported {args.model_dir} -> {path} ({fmt}, {path.stat().st_size / 1e6:.2f} MB); inputs: "
           f"{', '.join(names)}; outputs: logit, score; plain onnxruntime vs torch on an example: "
           f"max |diff| = {diff:.1e}")
+
+
+def _export_projected(args) -> None:
+    if not args.repo:
+        raise SystemExit("moon-features export --projected-items: --repo is required (the Feast repo to materialize into)")
+    pin = build_projected_items(open_store(args.repo, args.config), args.model_dir)
+    print(f"projected item view {pin['view']} ({pin['items']} items x {pin['width']} floats, weights "
+          f"{pin['fingerprint']}) materialized; feature service {pin['feature_service']}; pinned in "
+          f"{args.model_dir}/projected_items.json")
 
 
 def add_serving_commands(subparsers) -> None:
@@ -60,10 +76,16 @@ def add_serving_commands(subparsers) -> None:
                         "onnxruntime (onnx extra)")
     p.set_defaults(func=_serve)
 
-    p = subparsers.add_parser("export", help="write a model artifact's serving graph as ONNX (onnxruntime / Triton)")
+    p = subparsers.add_parser("export", help="write a model artifact's serving graph as ONNX (onnxruntime / Triton), "
+                                             "or (--projected-items) build its projected item view")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--model-dir", required=True, help="model artifact (moon-features train)")
-    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--out", default=None, help="the .onnx file to write (ONNX export)")
+    p.add_argument("--projected-items", action="store_true",
+                   help="instead: compute DIN's per-item work from the online store, register and materialize it as "
+                        "a new item_projected_v<N> view with a feature service, and pin it in the artifact")
+    p.add_argument("--repo", default=None, help="with --projected-items: the Feast repo")
+    p.add_argument("--config", default=None, help="with --projected-items: another feature_store.yaml, e.g. the Redis one")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: onnxruntime dynamic quantization of the MatMul / Gemm weights")
     p.set_defaults(func=_export)

@@ -59,3 +59,8 @@ class StoreNotMaterializedError(ServingError, RuntimeError):
                          f"never filled. Refill it with `moon-features materialize{where}` (add --config for "
                          "another feature_store.yaml).")
         self.views = views
+
+
+class ProjectedItemsMismatchError(ModelStoreMismatchError):
+    """The artifact's projected item view (serving/projected.py) is missing from the store, was built
+    from other weights, or is not pinned by its feature service; raised at load time."""

@@ -29,8 +29,9 @@ from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
 from .allocator import retain_freed_memory
-from .batch import online_batch
-from .errors import ModelStoreMismatchError, ServingError, TooManyCandidatesError
+from .batch import context_arrays, online_batch
+from .errors import ModelStoreMismatchError, ProjectedItemsMismatchError, ServingError, TooManyCandidatesError
+from .projected import PIN_FILE, ProjectedItems, check_pin, projection_of, read_pin
 
 # torch: the artifact's nn.Module; onnx / onnx-int8: its serving graph in onnxruntime (fp32 /
 # dynamic int8 weights), exported at load. Scores agree within BACKEND_TOLERANCE of torch's.
@@ -64,7 +65,8 @@ def artifact_version(model_dir: str | Path | None, artifact: ModelArtifact) -> s
     h = hashlib.sha256()
     if model_dir is not None:
         for path in artifact_files(model_dir):
-            h.update(path.read_bytes())
+            if path.name != PIN_FILE:  # the projected view's pin, written after training: not the weights
+                h.update(path.read_bytes())
     else:
         for key, tensor in sorted(artifact.model.state_dict().items()):
             h.update(key.encode())
@@ -119,6 +121,10 @@ class CTRScorer:
     (serving.allocator; process-wide, glibc only): without it each request page-faults its
     activations in afresh.
 
+    `projected_items`: score DIN from the projected item view the artifact pins (serving/projected.py:
+    per-item work read, not recomputed; same scores). None: when the artifact pins one and the
+    backend is torch; True: required (ProjectedItemsMismatchError without a valid pin); False: never.
+
     Thread-safe; one model forward runs at a time per scorer while other requests' lookups and
     batch assembly go on. Concurrent forwards in one process only interleave under the GIL and
     evict each other's activations from the caches: with the HTTP service's thread pool at 8-32
@@ -127,7 +133,8 @@ class CTRScorer:
 
     def __init__(self, feature_store: FeatureStore, model_artifact: str | Path | ModelArtifact,
                  spec: FeatureSpec | None = None, torch_threads: int | None = None,
-                 max_candidates: int | None = None, retain_memory: bool = True, backend: str = "torch"):
+                 max_candidates: int | None = None, retain_memory: bool = True, backend: str = "torch",
+                 projected_items: bool | None = None):
         if retain_memory:
             retain_freed_memory()
         if torch_threads:
@@ -161,6 +168,20 @@ class CTRScorer:
                 raise ModelBackendError(f"backend {backend!r} needs onnxruntime: pip install "
                                         "'moon-features[onnx]', or serve with backend torch") from e
             self._onnx = OnnxScoringModel(self.model, backend, threads=int(torch_threads or 1))
+        self.projected = self._projected_items(model_dir, projected_items)
+
+    def _projected_items(self, model_dir, wanted: bool | None) -> ProjectedItems | None:
+        pin = read_pin(model_dir)
+        if wanted is False or (wanted is None and (pin is None or self.backend != "torch")):
+            return None
+        if pin is None or self.backend != "torch":
+            raise ProjectedItemsMismatchError(
+                f"projected_items=True needs the torch backend (got {self.backend!r}) and an artifact that pins a "
+                f"projected item view ({PIN_FILE} in the artifact folder): run `moon-features export "
+                f"--projected-items --repo {self.store.repo_path} --model-dir {model_dir}`")
+        projection = projection_of(self.artifact, self.spec)
+        view = check_pin(pin, self.store, projection, model_dir)
+        return ProjectedItems(self.store, self.reader, projection, view, self.spec)
 
     def run_model(self, batch: CTRBatch) -> np.ndarray:
         """float32 click probabilities of one request's batch, by the configured backend; one at a time."""
@@ -187,6 +208,8 @@ class CTRScorer:
             raise TooManyCandidatesError(len(raw), self.max_candidates)
         ids = self.ids.items.encode(raw)
         user_id = int(self.ids.users.encode([user_id])[0])
+        if self.projected is not None:
+            return self._score_projected(raw, ids, user_id, context)
         t0 = time.perf_counter()
         lookup = self.lookup(int(user_id), ids)
         t1 = time.perf_counter()
@@ -207,6 +230,15 @@ class CTRScorer:
         return ScoreResult(raw, scores, found, lookup.user.found, hist_len,
                            int((~hist_found).sum()), {"lookup": t1 - t0, "batch": t1b - t1, "model": t2 - t1b})
 
+    def _score_projected(self, raw: np.ndarray, ids: np.ndarray, user_id: int, context: dict | None) -> ScoreResult:
+        extra = context_arrays(self.inputs, context, 1)
+        try:
+            out = self.projected.score(user_id, ids, extra, self._model_lock)
+        except OnlineStoreUnavailableError:  # a stale connection: once more, as lookup() does
+            out = self.projected.score(user_id, ids, extra, self._model_lock)
+        return ScoreResult(raw, out["scores"], out["item_found"], out["user_found"], out["history_length"],
+                           out["history_missing"], out["timings"])
+
     def score(self, user_id, candidate_item_ids, context: dict | None = None) -> np.ndarray:
         """float32 [n]: the click probability of each candidate, in the order given."""
         return self.score_detailed(user_id, candidate_item_ids, context).scores
@@ -220,3 +252,5 @@ class CTRScorer:
 
     def close(self) -> None:
         self.reader.close()
+        if self.projected is not None:
+            self.projected.close()
