@@ -8,9 +8,8 @@ For each worker count W a local Ray is started with W CPUs (and shut down after)
   training      train --engine ray --workers W (TorchTrainer, DDP), seconds and test AUC
 
 The local path (embed job, DuckDB join, local engine, single-process Trainer) runs once as the
-baseline. The sequence source is rounded to whole seconds first (the Ray store floors timestamps to
-seconds: docs/scale-out.md). The machine's load average is printed: on a shared 2-core machine the
-W = 2 figures are an upper bound of what contention leaves.
+baseline. The machine's load average is printed: on a shared 2-core machine the W = 2 figures are
+an upper bound of what contention leaves.
 
     nice -n 10 python bench/scale_out_ray.py --items 500 --epochs 3
     nice -n 10 python bench/scale_out_ray.py --items 1000 --epochs 3 --auc-seeds 0 1 2   # AUC only
@@ -26,14 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 
 from ctr_models.trainer import TrainerConfig
 from moon_features.data.layout import load_dataset
 from moon_features.encoder.embed import embed_catalogue
 from moon_features.encoder.training import train_encoder
-from moon_features.spec import SEQUENCE_VIEW
 from moon_features.store.definitions import source_path
 from moon_features.store.repo import DATA_DIR, apply_repo, materialize_all
 from moon_features.store.sources import entity_rows
@@ -94,11 +91,11 @@ def auc_seeds(repo, rows, seeds, epochs, workers, tmp) -> None:
                                                trainer_config=cfg, model_overrides=TINY_DIN, engine=engine,
                                                workers=workers).test["auc"]
             gaps.append(auc["ray"] - auc["local"])
-            print(f"seed {seed}: single-process AUC {auc['local']:.4f}, Ray Train {workers} workers "
-                  f"{auc['ray']:.4f}, gap {gaps[-1]:+.4f}", flush=True)
+            print(f"seed {seed}: single-process AUC {auc['local']:.5f}, Ray Train {workers} workers "
+                  f"{auc['ray']:.5f}, gap {gaps[-1]:+.5f}", flush=True)
     finally:
         ray.shutdown()
-    print(f"mean gap {np.mean(gaps):+.4f}, mean |gap| {np.mean(np.abs(gaps)):.4f} over {len(seeds)} seeds")
+    print(f"mean gap {np.mean(gaps):+.5f}, max |gap| {np.max(np.abs(gaps)):.5f} over {len(seeds)} seeds")
 
 
 def main() -> None:
@@ -114,10 +111,6 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="mf_bench_ray_"))
     repo, spec = build_repo(tmp, online="sqlite", n_items=args.items, dim=32, max_len=20)
-    seq_path = source_path(repo / DATA_DIR, SEQUENCE_VIEW)
-    seq = pd.read_parquet(seq_path)
-    seq["event_timestamp"] = seq["event_timestamp"].dt.floor("s")
-    seq.drop_duplicates(["user_id", "event_timestamp"], keep="last").to_parquet(seq_path, index=False)
     project = apply_repo(repo).config.project
     (repo / "ray.yaml").write_text(RAY_YAML.read_text().replace("project: moon_features", f"project: {project}"))
     shop = load_dataset(tmp / "shop")
