@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .data import normalize_pixels, open_image, to_uint8, augment
 from .efficientnet_lite import IMAGE_MEAN, IMAGE_STD, EfficientNetLite0, load_imagenet_weights
-from .pretrained import minilm_path
+from .pretrained import minilm_path, quiet_loading
 
 
 @torch.no_grad()
@@ -19,7 +19,8 @@ def minilm_title_embeddings(titles: list[str], batch_size: int = 128, progress: 
     from transformers import AutoModel, AutoTokenizer
 
     path = str(minilm_path())
-    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    with quiet_loading():
+        tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     out = []
     for i in tqdm(range(0, len(titles), batch_size), desc="baseline: MiniLM titles", disable=not progress):
         enc = tok([str(t) for t in titles[i: i + batch_size]], padding=True, truncation=True, max_length=64,

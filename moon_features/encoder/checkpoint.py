@@ -12,6 +12,7 @@ from .configuration import MoonEncoderConfig
 from .data import ItemFeaturizer
 from .errors import CheckpointMismatchError, EncoderError
 from .modeling import MoonItemEncoder
+from .pretrained import quiet_loading
 
 TRAINER_STATE = "trainer_state.pt"
 
@@ -37,8 +38,6 @@ def save_encoder(model: MoonItemEncoder, tokenizer, path: Path, extra: dict | No
 def load_encoder(path: str | Path, expect: MoonEncoderConfig | None = None):
     """(model, featurizer) from an encoder folder. Raises CheckpointMismatchError when the folder
     is not a MOON encoder, its weights do not fit its config, or it differs from `expect`."""
-    from transformers import logging as hf_logging
-
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.exists():
@@ -52,15 +51,12 @@ def load_encoder(path: str | Path, expect: MoonEncoderConfig | None = None):
     config = MoonEncoderConfig.from_pretrained(path)
     if expect is not None:
         check_same_architecture(config, expect, path)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model, info = MoonItemEncoder.from_pretrained(path, output_loading_info=True)
+        with quiet_loading():
+            model, info = MoonItemEncoder.from_pretrained(path, output_loading_info=True)
     except (RuntimeError, ValueError) as e:
         raise CheckpointMismatchError(f"the weights in {path} do not fit its config.json ({e}); the folder mixes "
                                       "files of different encoders -- re-train or restore it") from e
-    finally:
-        hf_logging.set_verbosity(verbosity)
     bad = [k for k in ("missing_keys", "mismatched_keys") if info.get(k)]
     if bad:
         details = "; ".join(f"{k}: {list(info[k])[:5]}" for k in bad)

@@ -23,7 +23,7 @@ from transformers.utils import ModelOutput
 from .configuration import MoonEncoderConfig
 from .efficientnet_lite import load_imagenet_weights
 from .output import EmbeddingOutput
-from .pretrained import minilm_path
+from .pretrained import minilm_path, quiet_loading
 from .towers import BertTextTower, ClipTextTower, ClipVisionTower, EfficientNetTower, ViTPatchTower
 
 IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
@@ -311,7 +311,8 @@ class MoonItemEncoder(MoonPreTrainedModel):
         if config.image_tower == "efficientnet_lite0":
             load_imagenet_weights(model.image_tower.net)
         if config.text_tower == "minilm":
-            model.text_tower.net = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
+            with quiet_loading():
+                model.text_tower.net = BertModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
         if config.image_tower == "clip" or config.text_tower == "clip":
             from transformers import CLIPModel
 

@@ -2,9 +2,28 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
+from transformers import logging as hf_logging
+
 from .errors import EncoderError
+
+
+@contextmanager
+def quiet_loading():
+    """Silence transformers' load report while loading shipped weights: it lists MiniLM's pooler
+    weights as UNEXPECTED (the encoder drops the pooler on purpose), which only alarms a user, and
+    shows a bar for a load that takes a fraction of a second."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def minilm_path() -> Path:
