@@ -11,13 +11,17 @@ actors from `root`, so on a cluster that path must be shared storage.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..errors import MoonFeaturesError
+from .checkpoint import load_encoder
+from .embed import _embed_chunk
 
 
 class RayNotInstalledError(MoonFeaturesError, ImportError):
@@ -36,8 +40,6 @@ def ensure_ray(workers: int):
     """ray.init on `workers` local CPUs unless Ray is already up (or RAY_ADDRESS names a cluster)."""
     ray = require_ray()
     if not ray.is_initialized():
-        import os
-
         kwargs = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": max(1, workers)}
         ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
     return ray
@@ -47,18 +49,12 @@ class _Embedder:
     """A Ray Data actor: one encoder, reused for every batch it gets."""
 
     def __init__(self, model_dir: str, root: str, dim: int):
-        import torch
-
-        from .checkpoint import load_encoder
-
         torch.set_num_threads(1)  # one core per actor: the actors are the parallelism
         self.model, self.featurizer = load_encoder(model_dir)
         self.model.eval()
         self.root, self.dim = Path(root), dim
 
     def __call__(self, chunk: pd.DataFrame) -> dict:
-        from .embed import _embed_chunk
-
         ids, emb, has_image, bad = _embed_chunk(self.model, self.featurizer, chunk, self.root, self.dim)
         reasons = np.array([bad.get(int(i), "") for i in ids], dtype=object)
         return {"item_id": ids, "embedding": emb, "has_image": has_image, "bad_image": reasons}
