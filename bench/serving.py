@@ -9,19 +9,23 @@ Feast pushes (the /events path). Request: that user, 200 candidates.
   ours:   CTRScorer.score(user, candidates): one OnlineReader.lookup + batch + model, timed in a
           fresh process (as a serving worker is); a second fresh process times it with glibc's
           default malloc settings instead of serving.allocator's (the baseline of that change)
-  stock:  get_online_features(user profile + sequence).to_dict(), then
-          get_online_features(item profile + embedding, candidates + history).to_dict(),
+  stock:  stock Feast over the same Redis data: the repo applied with `stock_redis_config`
+          (online_store type redis, Feast's local engine; the classes Feast built are asserted)
+          into a registry of its own, then get_online_features(user profile + sequence).to_dict()
+          and get_online_features(item profile + embedding, candidates + history).to_dict(),
           the same batch assembly (serving.batch.online_batch) and the same model
   http:   `python -m moon_features.serving.cli serve` (uvicorn, 1 worker, torch threads 1) driven
           by `python bench/serving.py drive` in another process (keep-alive connections, one
           thread per client; bounded by --requests and --seconds per level)
 
-  backends: each of --backends (torch, onnx, onnx-int8: CTRScorer's model runtime) is timed in its
-          own fresh process and served by its own server; the bench prints the server's CPU per
+  paths: each of --backends is timed in its own fresh process and served by its own server:
+          torch, onnx, onnx-int8 (CTRScorer's model runtime, on the plain artifact) and projected
+          (torch on the projected item view, serving/projected.py: the artifact after
+          `moon-features export --projected-items`); the bench prints the server's CPU per
           request for each, and each one's max |score - torch| on the request
 
     python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20 [--din tiny] [--workers 2]
-        [--backends torch,onnx,onnx-int8] [--levels 1,8,32]
+        [--backends torch,projected,onnx,onnx-int8] [--levels 1,8,32]
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import gc
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,7 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
+from moon_features.store.configs import STOCK_ENGINE_CLASS, STOCK_STORE_CLASS, stock_redis_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/fixtures: shared with the tests
+from materialize import assert_classes  # noqa: E402  (bench/ is this script's folder)
 
 N_CANDIDATES, HISTORY, DIM = 200, 50, 128
 
@@ -141,12 +149,13 @@ def machine_time(level: dict, server_cpu: float, redis_seconds: float) -> dict:
 
 
 # --- stock Feast baseline --------------------------------------------------------------------
-def stock_lookup(store, spec, reader, user_id: int, candidates: np.ndarray):
+def stock_lookup(store, spec, user_id: int, candidates: np.ndarray):
     """The same OnlineLookup, read with two stock get_online_features(...).to_dict() calls."""
     from moon_features.spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW
     from moon_features.store.online_reader import ItemBatch, OnlineLookup, UserRow
 
-    user_refs = [f"{v}:{f.name}" for v in (USER_PROFILE_VIEW, SEQUENCE_VIEW) for f in reader._view(v).features]
+    user_refs = [f"{USER_PROFILE_VIEW}:{n}" for n in [f.name for f in spec.user_categorical] + list(spec.user_dense)]
+    user_refs += [f"{SEQUENCE_VIEW}:hist_item_ids", f"{SEQUENCE_VIEW}:hist_len"]
     u = store.get_online_features(features=user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
     hist = np.asarray(u["hist_item_ids"][0] or [], dtype=np.int64)
     profile = {f.name: (u[f.name][0] or 0) for f in spec.user_categorical}
@@ -177,7 +186,7 @@ def stock_score(scorer, store, user_id: int, candidates: np.ndarray) -> np.ndarr
 
     from moon_features.serving.batch import online_batch
 
-    lookup = stock_lookup(store, scorer.spec, scorer.reader, user_id, candidates)
+    lookup = stock_lookup(store, scorer.spec, user_id, candidates)
     batch = online_batch(lookup, scorer.spec, scorer.inputs, user_id)
     with torch.inference_mode():
         return torch.sigmoid(scorer.model(batch)).numpy()
@@ -214,12 +223,10 @@ def stage_timings(scorer, user: int, candidates: np.ndarray, reps: int) -> dict:
 def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_threads: int,
                backend: str = "torch") -> dict:
     """CTRScorer (and, with malloc="retain" on torch, stock Feast) on one request, timed in this process."""
-    from moon_features.serving.scorer import CTRScorer
     from moon_features.store.repo import open_store
 
     store = open_store(request["repo"])
-    scorer = CTRScorer(store, request["model_dir"], torch_threads=torch_threads, retain_memory=malloc == "retain",
-                       backend=backend)
+    scorer = path_scorer(request, store, backend, torch_threads=torch_threads, retain_memory=malloc == "retain")
     user, candidates = request["user"], np.asarray(request["candidates"], dtype=np.int64)
     detail = scorer.score_detailed(user, candidates)
     assert detail.history_length == HISTORY and detail.item_found.all() and len(detail.scores) == N_CANDIDATES
@@ -227,10 +234,12 @@ def in_process(request: dict, malloc: str, reps: int, stock_reps: int, torch_thr
         wall, cpu = timed(lambda: scorer.score(user, candidates), reps)
         return {"ctr_scorer": pct(wall), "ctr_scorer_cpu": pct(cpu), "scores": detail.scores.tolist(),
                 "stages": stage_timings(scorer, user, candidates, min(reps, 200))}
-    np.testing.assert_allclose(stock_score(scorer, store, user, candidates), detail.scores, atol=1e-6)
+    stock_store = open_store(request["repo"], request["stock_config"])
+    assert_classes(stock_store, STOCK_STORE_CLASS, STOCK_ENGINE_CLASS)  # the baseline is stock Feast
+    np.testing.assert_allclose(stock_score(scorer, stock_store, user, candidates), detail.scores, atol=1e-6)
     ours, ours_cpu = timed(lambda: scorer.score(user, candidates), reps)
     stages = stage_timings(scorer, user, candidates, min(reps, 200))
-    stock, stock_cpu = timed(lambda: stock_score(scorer, store, user, candidates), stock_reps, warmup=3)
+    stock, stock_cpu = timed(lambda: stock_score(scorer, stock_store, user, candidates), stock_reps, warmup=3)
     # Again after stock, so that both see the machine's load of this minute.
     ours_again, ours_again_cpu = timed(lambda: scorer.score(user, candidates), reps)
     r = {"ctr_scorer": pct(ours + ours_again), "stock_feast": pct(stock), "scores": detail.scores.tolist(),
@@ -246,21 +255,38 @@ def alternating(request: dict, backends: list[str], rounds: int, reps: int) -> d
     """CPU per request (and per model call) of every backend in one process, in alternating rounds:
     on a shared, loaded machine the backends then see the same load, so their ratio means more
     than the separate children's absolute figures."""
-    from moon_features.serving.batch import online_batch
-    from moon_features.serving.scorer import CTRScorer
     from moon_features.store.repo import open_store
 
     store = open_store(request["repo"])
-    scorers = {b: CTRScorer(store, request["model_dir"], torch_threads=1, backend=b) for b in backends}
+    scorers = {b: path_scorer(request, store, b, torch_threads=1) for b in backends}
     user, candidates = request["user"], np.asarray(request["candidates"], dtype=np.int64)
-    ref = scorers[backends[0]]
-    batch = online_batch(ref.lookup(user, candidates), ref.spec, ref.inputs, user)
+    models = {b: model_call(scorer, user, candidates) for b, scorer in scorers.items()}
     per: dict = {b: {"request": [], "model": []} for b in backends}
     for _ in range(rounds):
         for b, scorer in scorers.items():
             per[b]["request"].append(np.median(timed(lambda: scorer.score(user, candidates), reps, 5)[1]))
-            per[b]["model"].append(np.median(timed(lambda: scorer.run_model(batch), reps, 5)[1]))
+            per[b]["model"].append(np.median(timed(models[b], reps, 5)[1]))
     return {b: {k: 1e3 * float(np.median(v)) for k, v in d.items()} for b, d in per.items()}
+
+
+def path_scorer(request: dict, store, path: str, **kwargs):
+    """CTRScorer of one path: projected = torch on the pinned artifact, the others on the plain one."""
+    from moon_features.serving.scorer import CTRScorer
+
+    if path == "projected":
+        return CTRScorer(store, request["model_dir"], backend="torch", projected_items=True, **kwargs)
+    return CTRScorer(store, request["model_plain"], backend=path, projected_items=False, **kwargs)
+
+
+def model_call(scorer, user: int, candidates: np.ndarray):
+    """The model call alone, on one request's prepared inputs."""
+    from moon_features.serving.batch import online_batch
+
+    if scorer.projected is not None:
+        inputs = scorer.projected.prepare(user, candidates, {})["inputs"]
+        return lambda: scorer.projected.forward(inputs)
+    batch = online_batch(scorer.lookup(user, candidates), scorer.spec, scorer.inputs, user)
+    return lambda: scorer.run_model(batch)
 
 
 def in_child(args, request: Path, malloc: str, backend: str = "torch") -> dict:
@@ -301,8 +327,9 @@ def run(args) -> dict:
 
     from fixtures.serving_setup import build_serving_setup, users_with_history
     from fixtures.store_repo import delete_project_keys
+    from moon_features.serving.projected_build import build_projected_items
     from moon_features.store.push import append_positive_event
-    from moon_features.store.repo import open_store
+    from moon_features.store.repo import apply_repo, open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_serving_"))
     from fixtures.serving_setup import TINY_DIN
@@ -321,8 +348,21 @@ def run(args) -> dict:
             append_positive_event(store, setup.spec, user, int(item), t0 + pd.Timedelta(milliseconds=k))
         candidates = rng.choice(np.arange(1, args.items + 1), N_CANDIDATES, replace=False).astype(np.int64)
 
+        # stock Feast: the same Redis data through a stock configuration with a registry of its own
+        stock_config = setup.repo / "feature_store.stock.yaml"
+        stock_config.write_text(stock_redis_config(setup.project, args.redis))
+        assert_classes(apply_repo(setup.repo, stock_config), STOCK_STORE_CLASS, STOCK_ENGINE_CLASS)
+        # the plain artifact (never pinned) and, in model_dir, the one pinning its projected item view
+        model_plain = tmp / "model_plain"
+        shutil.copytree(setup.model_dir, model_plain)
+        if "projected" in args.backends:
+            t = time.perf_counter()
+            pin = build_projected_items(store, setup.model_dir)
+            results["setup"]["projected_build_s"] = time.perf_counter() - t
+            results["setup"]["projected_view"] = pin
         request = tmp / "request.json"
         request.write_text(json.dumps({"repo": str(setup.repo), "model_dir": str(setup.model_dir), "user": user,
+                                       "model_plain": str(model_plain), "stock_config": str(stock_config),
                                        "candidates": candidates.tolist()}))
         # In fresh processes, as a serving worker is: this one has just trained a model, which
         # leaves the allocator (and caches) in a state no server starts in. The first child keeps
@@ -360,9 +400,10 @@ def http_levels(args, setup, body_file: Path, backend: str) -> list[dict]:
 
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    model = setup.model_dir if backend == "projected" else setup.model_dir.parent / "model_plain"
     server = subprocess.Popen([sys.executable, "-m", "moon_features.serving.cli", "serve", "--repo", str(setup.repo),
-                               "--model-dir", str(setup.model_dir), "--port", str(port),
-                               "--workers", str(args.workers), "--backend", backend], env=env)
+                               "--model-dir", str(model), "--port", str(port), "--workers", str(args.workers),
+                               "--backend", "torch" if backend == "projected" else backend], env=env)
     levels = []
     try:
         wait_healthy(port, server)
@@ -465,8 +506,8 @@ def main() -> None:
                    help="intra-op threads of the in-process CTRScorer (the HTTP workers keep 1 each)")
     p.add_argument("--din", choices=["default", "tiny"], default="default",
                    help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
-    p.add_argument("--backends", type=lambda t: t.split(","), default=["torch", "onnx", "onnx-int8"],
-                   help="model backends to time, comma-separated (in process and over HTTP)")
+    p.add_argument("--backends", type=lambda t: t.split(","), default=["torch", "projected", "onnx", "onnx-int8"],
+                   help="paths to time, comma-separated (in process and over HTTP): torch, projected, onnx, onnx-int8")
     p.add_argument("--levels", type=lambda t: [int(x) for x in t.split(",")], default=[1, 8, 32],
                    help="HTTP concurrency levels, comma-separated")
     p.add_argument("--json", default=None, help="also write the results here")

@@ -124,30 +124,39 @@ class ProjectedItems:
         dense = {n: torch.tensor([float(profile.get(n, 0.0))], dtype=torch.float32) for n in self.spec.user_dense}
         return p.request_part({k: sparse[k] for k in p.request_fields}, dense)
 
-    def score(self, user_code: int, codes: np.ndarray, context_arrays: dict, lock) -> dict:
-        """Scores and the ScoreResult fields of one request (item ids already mapped to codes);
-        `lock` holds the forward (one at a time per scorer, as CTRScorer.run_model)."""
+    def prepare(self, user_code: int, codes: np.ndarray, context_arrays: dict) -> dict:
+        """One request's model inputs (request part, candidate and history rows) and result fields."""
         t0 = time.perf_counter()
         user = self.reader.user_features(user_code)
         hist, kept = pad_ragged(user.hist_item_ids, np.zeros(1, np.int64), np.array([len(user.hist_item_ids)]),
                                 self.spec.max_len, self.spec.max_item_id)
         hist = hist[0, :int(kept[0])]
-        both = np.concatenate([codes, hist])
-        uniq, inverse = np.unique(both, return_inverse=True)
+        uniq, inverse = np.unique(np.concatenate([codes, hist]), return_inverse=True)
         rows, found = self.rows(uniq)
         t1 = time.perf_counter()
         found &= uniq != 0  # id 0 (unknown, or beyond the spec in a history) is the all-zero item
         rows = self.fill_missing(rows, found, np.where(uniq <= self.spec.max_item_id, uniq, 0))
         rows = torch.from_numpy(rows)[torch.from_numpy(inverse)]
-        cand, hist_rows = rows[:len(codes)], rows[len(codes):]
-        request = self.request_part(user_code, user.profile, context_arrays)
-        t2 = time.perf_counter()
-        with lock:
-            scores = torch.sigmoid(self.projection(request, cand, hist_rows)).numpy()
         complete = rows[:, -1].numpy() > 0.5
-        return {"scores": scores, "item_found": complete[:len(codes)], "user_found": user.found,
-                "history_length": len(hist), "history_missing": int((~complete[len(codes):]).sum()),
-                "timings": {"lookup": t1 - t0, "batch": t2 - t1, "model": time.perf_counter() - t2}}
+        return {"inputs": (self.request_part(user_code, user.profile, context_arrays), rows[:len(codes)],
+                           rows[len(codes):]),
+                "item_found": complete[:len(codes)], "user_found": user.found, "history_length": len(hist),
+                "history_missing": int((~complete[len(codes):]).sum()),
+                "timings": {"lookup": t1 - t0, "batch": time.perf_counter() - t1}}
+
+    def forward(self, inputs: tuple) -> np.ndarray:
+        """float32 click probabilities from prepare()'s inputs."""
+        return torch.sigmoid(self.projection(*inputs)).numpy()
+
+    def score(self, user_code: int, codes: np.ndarray, context_arrays: dict, lock) -> dict:
+        """Scores and the ScoreResult fields of one request (item ids already mapped to codes);
+        `lock` holds the forward (one at a time per scorer, as CTRScorer.run_model)."""
+        out = self.prepare(user_code, codes, context_arrays)
+        t = time.perf_counter()
+        with lock:
+            out["scores"] = self.forward(out.pop("inputs"))
+        out["timings"]["model"] = time.perf_counter() - t
+        return out
 
     def close(self) -> None:
         if self._redis is not None:
