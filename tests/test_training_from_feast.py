@@ -11,8 +11,10 @@ from moon_features.data.sequences import build_sequences, sequence_as_of
 from moon_features.features import build_feature_repo
 from moon_features.spec import EmbeddingSpec, SpecMismatchError
 from moon_features.store.sources import entity_rows
-from moon_features.training.retrieval import pad_sequences, training_data
-from moon_features.training.train import evaluate_from_feast, load_model, train_from_feast
+from moon_features.spec import ITEM_PROFILE_VIEW
+from moon_features.store.definitions import source_path
+from moon_features.training.retrieval import item_attribute_table, moon_table, pad_sequences, training_data
+from moon_features.training.train import evaluate_from_feast, load_model, split_points, time_order, train_from_feast
 
 
 def write_content_embeddings(ds, path, dim=32, seed=0):
@@ -35,6 +37,46 @@ def moon_repo(shop, shop_dir, tmp_path):
     vectors = write_content_embeddings(shop, repo / "data/item_moon_embedding_v1.parquet")
     spec, store = build_feature_repo(shop_dir, repo, max_len=10)
     return repo, spec, store, vectors
+
+
+def _latest_rows_from_parquet(path, column: str) -> pd.Series:
+    """item_id -> the column of the item's newest row, read straight from the source file."""
+    frame = pd.read_parquet(path).sort_values("event_timestamp", kind="stable")
+    return frame.drop_duplicates("item_id", keep="last").set_index("item_id")[column]
+
+
+def test_item_tables_come_through_feast_and_equal_the_sources_newest_rows(moon_repo, shop):
+    """moon_table / item_attribute_table read each item's newest row through the offline store; a
+    re-encoded item (a second, newer row in the source) gets its new vector."""
+    repo, spec, store, vectors = moon_repo
+    path = repo / "data/item_moon_embedding_v1.parquet"
+    frame = pd.read_parquet(path)
+    newer = frame.iloc[[0]].assign(event_timestamp=frame.event_timestamp.max() + pd.Timedelta(days=1),
+                                   embedding=[np.roll(vectors[0], 1)])
+    pd.concat([frame, newer], ignore_index=True).to_parquet(path)
+    table = moon_table(store, spec)
+    want = _latest_rows_from_parquet(path, "embedding")
+    assert np.array_equal(table[0], np.zeros(spec.embedding.dim, np.float32))
+    for item_id, vector in want.items():
+        assert np.array_equal(table[item_id], np.asarray(vector, np.float32)), item_id
+    assert np.array_equal(table[int(frame.item_id[0])], np.roll(vectors[0], 1))
+    codes = item_attribute_table(store, spec, spec.sequence_attribute)
+    want = _latest_rows_from_parquet(source_path(repo / "data", ITEM_PROFILE_VIEW), spec.sequence_attribute)
+    assert codes[0] == 0 and (codes[want.index.to_numpy()] == want.to_numpy()).all()
+
+
+def test_one_fetch_then_split_equals_a_fetch_per_split(moon_repo, shop):
+    """train_from_feast fetches all rows once and splits: the same arrays as fetching each split."""
+    repo, spec, store, _ = moon_repo
+    rows = time_order(entity_rows(shop).sample(300, random_state=5))
+    a, b = split_points(len(rows))
+    whole = training_data(store, spec, rows, use_moon=True)
+    for lo, hi in ((0, a), (a, b), (b, len(rows))):
+        part = training_data(store, spec, rows.iloc[lo:hi], use_moon=True)
+        sliced = whole.subset(np.arange(lo, hi))
+        assert set(part.arrays) == set(sliced.arrays)
+        for name, values in part.arrays.items():
+            assert np.array_equal(values, sliced.arrays[name]), name
 
 
 def test_pad_sequences_keeps_the_most_recent_and_zeroes_unknown_ids():

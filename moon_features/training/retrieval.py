@@ -3,15 +3,18 @@
 The profile and sequence features come from `get_historical_features` (an as-of join, so no
 future event leaks). MOON embeddings are content features of a fixed encoder version, valid
 from the item's first_seen: target and history items alike are gathered from that version's
-table (item id -> vector), exactly what the online path reads for serving.
+table (item id -> vector). That table, and the item attribute codes of history positions, are
+each item's newest row read through Feast's offline store (`latest_item_rows`): exactly what
+`feast materialize` puts online for serving.
 """
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from feast import FeatureStore
 
 from ctr_models.data import CTRData
@@ -22,6 +25,8 @@ from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, EmbeddingSpec, FeatureSpe
 from .ray_retrieval import is_ray_job, ray_job_to_arrow
 
 ROW_ID = "__row_id"
+# every row of an item source: its timestamps are first-seen / encoder times, never before 1970
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc))
 ENTITY_COLUMNS = ("user_id", "item_id", "event_timestamp")
 
 
@@ -29,24 +34,21 @@ class TrainingSetError(MoonFeaturesError, ValueError):
     """Entity rows or offline sources cannot make a training set; the message says why."""
 
 
-def _batch_source_path(store: FeatureStore, view: str) -> str:
-    return store.get_feature_view(view).batch_source.path
-
-
-def _latest_per_item(table: pa.Table) -> pa.Table:
-    """Keep the newest row of each item (an offline source may hold several versions of a row)."""
-    order = pc.sort_indices(table, [("item_id", "ascending"), ("event_timestamp", "descending")])
-    table = table.take(order)
-    ids = table.column("item_id").to_numpy()
-    first = np.ones(len(ids), dtype=bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return table.filter(pa.array(first))
+def latest_item_rows(store: FeatureStore, view: str, columns: list[str]) -> pa.Table:
+    """The newest row of each item of an item view (item_id, columns), read through the offline
+    store with `pull_latest_from_table_or_query`: what `feast materialize` writes online, so
+    training sees exactly the values serving reads, from any offline store Feast supports."""
+    source = store.get_feature_view(view).batch_source
+    job = store.provider.offline_store.pull_latest_from_table_or_query(
+        config=store.config, data_source=source, join_key_columns=["item_id"], feature_name_columns=columns,
+        timestamp_field=source.timestamp_field, created_timestamp_column=source.created_timestamp_column or None,
+        start_date=ALL_TIME[0], end_date=ALL_TIME[1])
+    return job.to_arrow().select(["item_id", *columns])
 
 
 def item_attribute_table(store: FeatureStore, spec: FeatureSpec, attribute: str) -> np.ndarray:
     """codes[item_id] of an item attribute (0 for unknown items), for the history positions."""
-    table = _latest_per_item(pq.read_table(_batch_source_path(store, ITEM_PROFILE_VIEW),
-                                           columns=["item_id", "event_timestamp", attribute]))
+    table = latest_item_rows(store, ITEM_PROFILE_VIEW, [attribute])
     codes = np.zeros(spec.max_item_id + 1, dtype=np.int64)
     ids = table.column("item_id").to_numpy()
     keep = ids <= spec.max_item_id
@@ -59,8 +61,7 @@ def moon_table(store: FeatureStore, spec: FeatureSpec, embedding: EmbeddingSpec 
     emb = embedding or spec.embedding
     if emb is None:
         raise TrainingSetError("the spec pins no embedding version; build the repo after `encoder embed`")
-    table = _latest_per_item(pq.read_table(_batch_source_path(store, emb.view_name),
-                                           columns=["item_id", "event_timestamp", EMBEDDING_FIELD]))
+    table = latest_item_rows(store, emb.view_name, [EMBEDDING_FIELD])
     vectors = list_column_to_matrix(table.column(EMBEDDING_FIELD), emb.dim, what=emb.view_name)
     out = np.zeros((spec.max_item_id + 1, emb.dim), dtype=np.float32)
     ids = table.column("item_id").to_numpy()
