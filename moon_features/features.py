@@ -1,6 +1,7 @@
 """Fill a Feast repository from a dataset: spec.json, offline sources, `feast apply`."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from feast import FeatureStore
@@ -26,7 +27,7 @@ def build_feature_repo(data: str | Path, repo: str | Path, max_len: int = 50, on
     if embedding is None:
         found = embedding_sources_in(repo / DATA_DIR)
         embedding = found[-1] if found else None
-    spec = FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding)
+    spec = replace(FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding), id_maps=ids.fingerprint())
     spec.save(repo / SPEC_FILE)
     paths = write_sources(ds, spec, repo / DATA_DIR)
     ids.save(repo / DATA_DIR)  # serving and `train --rows` map the user's ids with it

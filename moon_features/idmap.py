@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MoonFeaturesError
+from .spec import IdMapMismatchError
 
 DENSE_FACTOR, DENSE_SLACK = 4, 1024
 RESERVED_START = np.int64(2**62)
@@ -137,6 +138,16 @@ class IdMap:
         out[ok] = self.raw[codes[ok] - 1]
         return out if self.string_ids or not ok.all() else out.astype(np.int64)
 
+    def fingerprint(self) -> str:
+        """A short hash of the map: which raw id each code stands for ('identity' hashes too)."""
+        digest = hashlib.sha256(self.entity.encode())
+        if self.raw is None:
+            digest.update(b"identity")
+        else:
+            digest.update(str(self.raw.dtype == object).encode())
+            digest.update("\x1f".join(map(str, self.raw)).encode())
+        return digest.hexdigest()[:16]
+
     # --- persistence ----------------------------------------------------------------------
     def path(self, data_dir: Path) -> Path:
         return Path(data_dir) / f"id_map_{self.entity}.parquet"
@@ -176,6 +187,19 @@ class DatasetIds:
     def save(self, data_dir: str | Path) -> None:
         self.items.save(data_dir)
         self.users.save(data_dir)
+
+    def fingerprint(self) -> str:
+        """What the spec records (`FeatureSpec.id_maps`): a model or a serving process whose map
+        differs would read every code as another item / user."""
+        return f"item:{self.items.fingerprint()},user:{self.users.fingerprint()}"
+
+    def check(self, expected: str | None, where: str) -> None:
+        """IdMapMismatchError unless these maps are the ones `expected` (a spec's id_maps) names."""
+        if expected is not None and self.fingerprint() != expected:
+            raise IdMapMismatchError(
+                f"the id maps in {where} ({self.fingerprint()}) are not the ones its spec.json was built with "
+                f"({expected}): spec.json and data/id_map_*.parquet come from different `features build` runs. "
+                "Run `moon-features features build` again (it writes both), then retrain the models on it")
 
     def summary(self) -> str:
         def one(m: IdMap) -> str:

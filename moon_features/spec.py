@@ -22,7 +22,9 @@ USER_PROFILE_VIEW = "user_profile"
 SEQUENCE_VIEW = "user_behavior_sequence"
 SEQUENCE_PUSH_SOURCE = "user_behavior_push"
 EMBEDDING_FIELD = "embedding"
-SUPPORTED_EMBEDDING_DIMS = (16, 32, 64, 128, 256, 384, 512, 768)
+# any multiple of 16 up to 1024: the encoder serves a trained prefix plus its content part
+# (e.g. 64 + 32 = 96), so the served sizes are not powers of two
+SUPPORTED_EMBEDDING_DIMS = tuple(range(16, 1025, 16))
 
 
 class SpecError(MoonFeaturesError, ValueError):
@@ -31,6 +33,11 @@ class SpecError(MoonFeaturesError, ValueError):
 
 class SpecMismatchError(SpecError):
     """Two specs (e.g. a model artifact's and a feature store's) disagree."""
+
+
+class IdMapMismatchError(SpecMismatchError):
+    """A model artifact, or the id map files beside spec.json, do not match the id maps the spec
+    was built with: the same code would name another item / user."""
 
 
 def embedding_view_name(version: int) -> str:
@@ -64,7 +71,8 @@ class EmbeddingSpec:
     def __post_init__(self):
         embedding_view_name(self.version)  # validates the version
         if self.dim not in SUPPORTED_EMBEDDING_DIMS:
-            raise SpecError(f"embedding dim {self.dim} unsupported; choose one of {SUPPORTED_EMBEDDING_DIMS}")
+            raise SpecError(f"embedding dim {self.dim} unsupported: use a multiple of 16 from 16 to 1024 "
+                            "(`moon-features encoder embed --dim D` picks one of the encoder's served sizes)")
 
     @property
     def view_name(self) -> str:
@@ -83,6 +91,9 @@ class FeatureSpec:
     max_len: int = 50
     sequence_attribute: str | None = None  # item attribute attached to every history item
     embedding: EmbeddingSpec | None = None
+    # fingerprint of the item / user id maps (idmap.DatasetIds.fingerprint): a code means one raw id
+    # only under one map; None in specs written before the maps existed (then nothing is checked)
+    id_maps: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived names --------------------------------------------------------------
@@ -166,6 +177,13 @@ class FeatureSpec:
     def check_compatible(self, other: "FeatureSpec", what: str = "feature store") -> None:
         """Raise SpecMismatchError naming the first difference between self (the model's) and other."""
         mine, theirs = self.to_dict(), other.to_dict()
+        if mine.get("id_maps") and theirs.get("id_maps") and mine["id_maps"] != theirs["id_maps"]:
+            raise IdMapMismatchError(
+                f"the model was trained under id maps {mine['id_maps']} but the {what} has {theirs['id_maps']}: "
+                "its codes now name other items / users (the catalogue or the users changed, and `features "
+                "build` mapped them anew). Retrain the model on this repository (`moon-features train`), "
+                "or point at the repository it was trained on")
+        mine.pop("id_maps", None)
         for key in mine:
             if key != "extra" and mine[key] != theirs.get(key):
                 raise SpecMismatchError(

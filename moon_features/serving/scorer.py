@@ -23,7 +23,7 @@ from ctr_models.artifact import ModelArtifact, artifact_files, from_pretrained
 from ctr_models.batch import CTRBatch
 
 from ..idmap import DatasetIds
-from ..spec import FeatureSpec, embedding_view_name
+from ..spec import FeatureSpec, IdMapMismatchError, embedding_view_name
 from ..store.configs import DATA_DIR
 from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
@@ -83,7 +83,7 @@ def check_artifact_against_store(artifact: ModelArtifact, store: FeatureStore, s
     trained = FeatureSpec.from_dict(recorded)
     try:
         trained.check_compatible(store_spec.for_model(trained.embedding is not None), what="feature store")
-    except ModelStoreMismatchError:
+    except (ModelStoreMismatchError, IdMapMismatchError):  # the id-map one keeps its own name
         raise
     except ValueError as e:  # SpecMismatchError: re-raise under the serving name, same message
         raise ModelStoreMismatchError(str(e)) from None
@@ -143,6 +143,7 @@ class CTRScorer:
         self.reader = OnlineReader(feature_store, spec)
         # The caller's ids -> the repo's dense codes (idmap.py); identity when features build kept them.
         self.ids = DatasetIds.load(Path(feature_store.repo_path) / DATA_DIR)
+        self.ids.check(self.reader.spec.id_maps, f"{feature_store.repo_path}/{DATA_DIR}")
         model_dir = None
         if not isinstance(model_artifact, ModelArtifact):
             model_dir = Path(model_artifact)
