@@ -27,6 +27,7 @@ from .serving.batch import online_batch
 from .serving.errors import ConsistencyError
 from .serving.scorer import BACKEND_TOLERANCE, CTRScorer
 from .spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW
+from .store.markers import MarkerStore
 from .store.repo import materialize_all, open_store
 from .training.retrieval import training_data
 
@@ -104,6 +105,21 @@ def sample_rows(store: FeatureStore, n_rows: int, seed: int = 0, extra_users=(),
                          "label": np.zeros(k, dtype=np.int64)})
 
 
+def _check_materialized(store: FeatureStore, spec) -> None:
+    """Refuse to compare against views the online store never received: every online row would be
+    missing (zeros), and the mismatches would point at features, not at the step left out."""
+    markers = MarkerStore(store.config)
+    try:
+        missing = markers.missing_views({ref.split(":")[0] for ref in spec.feature_refs()})
+    finally:
+        markers.close()
+    if missing:
+        raise ConsistencyError(
+            f"the online store holds no rows of {missing} (never materialized, or wiped): run "
+            f"`moon-features materialize --repo {store.repo_path}` (every view; `materialize-embeddings` "
+            "writes the embedding views only), or pass --materialize")
+
+
 def _offline_scores(scorer: CTRScorer, data: CTRData) -> np.ndarray:
     with torch.inference_mode():
         out = [torch.sigmoid(scorer.model(b)) for b in data.batches(1024)]
@@ -140,6 +156,7 @@ def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, se
     """
     tolerance = BACKEND_TOLERANCE.get(backend, 1e-5) if tolerance is None else tolerance
     scorer = CTRScorer(store, model_artifact, backend=backend)
+    _check_materialized(store, scorer.spec)
     rows = sample_rows(store, n_rows, seed) if rows is None else rows.reset_index(drop=True)
     data = training_data(store, scorer.spec, rows, use_moon=scorer.use_moon)
     offline = _offline_scores(scorer, data)

@@ -52,7 +52,8 @@ def metrics_gap(labels: np.ndarray, what: str) -> str:
                 else f"the {what} split is empty")
     if len(np.unique(labels)) < 2:
         return (f"all {len(labels):,} {what} rows have label {int(labels[0])}; AUC needs both classes "
-                "(a purchase-only log needs negatives: `moon-features data sample-negatives`)")
+                "(a purchase-only log needs negatives: `moon-features data sample-negatives`; if it has them, "
+                "too few test rows fall on new items: a longer log or a later test period gives more)")
     return ""
 
 
