@@ -147,15 +147,19 @@ def text_key(input_ids: torch.Tensor, length: int) -> str:
 @torch.no_grad()
 def text_outputs(model: MoonItemEncoder, feats: FeaturizedItems, store: TowerStore | None = None, chunk: int = 128,
                  progress: bool = True) -> tuple[torch.Tensor, int]:
-    """((N, L, C) float16 text tower outputs, rows computed in this call). Titles are short: the
+    """((N, L, C) float16 text tower outputs, distinct texts computed in this call). Items with the
+    same token ids (e.g. every item without a title) share one tower run. Titles are short: the
     tower runs on length-sorted chunks cut to their longest text (same outputs for the real
     tokens, a fraction of the work of max_length padding)."""
     lengths = feats.attention_mask.sum(1)
-    keys = [text_key(feats.input_ids[r], int(lengths[r])) for r in range(len(lengths))] if store else []
-    cached = {r: e["tokens"] for r in range(len(lengths)) if store and (e := store.get(keys[r])) is not None}
-    todo = torch.tensor([r for r in range(len(lengths)) if r not in cached], dtype=torch.long)
+    keys = [text_key(feats.input_ids[r], int(lengths[r])) for r in range(len(lengths))]
+    first = {}  # key -> the first row holding it
+    for r, k in enumerate(keys):
+        first.setdefault(k, r)
+    by_key = {k: e["tokens"] for k in first if store is not None and (e := store.get(k)) is not None}
+    todo = torch.tensor([r for k, r in first.items() if k not in by_key], dtype=torch.long)
     order = todo[torch.argsort(lengths[todo], descending=True, stable=True)]
-    out = {}
+    computed = {}
     eta = TimeEstimate("text tower", len(order), "texts", probe=min(4 * chunk, 512), enabled=progress)
     for i in tqdm(range(0, len(order), chunk), disable=not progress or not len(order), desc="text tower",
                   unit="chunk"):
@@ -164,13 +168,13 @@ def text_outputs(model: MoonItemEncoder, feats: FeaturizedItems, store: TowerSto
         y = model.text_raw_tokens(feats.input_ids[rows, :n], feats.attention_mask[rows, :n]).half()
         padded = torch.zeros(len(rows), feats.input_ids.shape[1], y.shape[-1], dtype=torch.half)
         padded[:, :n] = y
-        out.update(zip(rows.tolist(), padded))
+        computed.update((keys[r], t) for r, t in zip(rows.tolist(), padded))
         eta.step(len(rows))
-    if store is not None and out:
-        store.put([keys[r] for r in out], {"tokens": torch.stack(list(out.values()))})
-    rows = {**cached, **out}
-    width = next(iter(rows.values())).shape[-1] if rows else model.text_tower.out_channels
+    if store is not None and computed:
+        store.put(list(computed), {"tokens": torch.stack(list(computed.values()))})
+    by_key.update(computed)
+    width = next(iter(by_key.values())).shape[-1] if by_key else model.text_tower.out_channels
     text_raw = torch.zeros(len(lengths), feats.input_ids.shape[1], width, dtype=torch.half)
-    for r, t in rows.items():
-        text_raw[r] = t
-    return text_raw, len(out)
+    for r, k in enumerate(keys):
+        text_raw[r] = by_key[k]
+    return text_raw, len(computed)
