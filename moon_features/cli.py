@@ -1,4 +1,5 @@
-"""The `moon-features` command. Each capability registers its own subcommands."""
+"""The `moon-features` command: the parser. Each capability registers its own subcommands; handlers
+are named by dotted path (command.handler) and live in commands.py modules."""
 from __future__ import annotations
 
 import argparse
@@ -10,83 +11,12 @@ from pathlib import Path
 # fix, printed several times per command. Matched by message, so it holds wherever the call moves.
 warnings.filterwarnings("ignore", message=r".*fetch_arrow_table\(\) is deprecated", category=DeprecationWarning)
 
-from .command import exit_now, run  # noqa: E402
-from .data.negatives import sample_negatives  # noqa: E402
-from .data.shop_variants import drop_text, purchase_only, sparse_ids  # noqa: E402
-
-
-def _data_generate(args) -> None:
-    from .data.layout import save_dataset
-    from .data.synthetic import generate_shop
-
-    ds = generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
-                       weeks=args.weeks, seed=args.seed, image_size=args.image_size)
-    # the shapes real catalogues arrive in (the "bring your own catalogue" path): data/shop_variants.py
-    if args.purchase_only:
-        ds = purchase_only(ds)
-    if args.sparse_ids:
-        ds = sparse_ids(ds, seed=args.seed)
-    if args.no_text_share:
-        ds = drop_text(ds, args.no_text_share, seed=args.seed)
-    if args.purchase_only or args.sparse_ids or args.no_text_share:
-        save_dataset(ds, args.out)
-
-
-def _data_sample_negatives(args) -> None:
-    from .data.layout import load_dataset, save_dataset
-
-    ds = load_dataset(args.data)
-    out = Path(args.out)
-    sampled = sample_negatives(ds, per_positive=args.per_positive, seed=args.seed, window_days=args.window_days)
-    save_dataset(sampled, out)
-    images = Path(args.data).resolve() / "images"
-    if images.is_dir() and not (out / "images").exists():
-        (out / "images").symlink_to(images, target_is_directory=True)  # image_path is relative to the root
-    n_neg = int((sampled.interactions["label"] == 0).sum())
-    print(f"{out}: {len(sampled.interactions) - n_neg:,} positives + {n_neg:,} sampled negatives "
-          f"({args.per_positive} per positive, existing items only, weighted by {args.window_days:g}-day "
-          f"popularity, seed {args.seed})")
-
-
-def _data_import_movielens(args) -> None:
-    from .data.movielens import import_movielens
-    from .data.validate import validate_dataset
-
-    ds = import_movielens(args.src, args.out)
-    print(f"imported MovieLens-100k -> {args.out}: {validate_dataset(ds, check_images=False).summary()}")
-
-
-def _data_validate(args) -> None:
-    from .data.layout import load_dataset
-    from .data.validate import validate_dataset
-
-    ds = load_dataset(args.data, validate=False)
-    report = validate_dataset(ds, check_images=not args.skip_images)
-    print(f"{args.data}: valid. {report.summary()}")
-    for item_id, reason in list(report.corrupt_images.items())[:20]:
-        print(f"  corrupt image for item {item_id}: {reason}")
-
-
-def _features_build(args) -> None:
-    from .features import build_feature_repo
-
-    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online)
-
-
-def _check_consistency(args) -> None:
-    from .consistency import check_repo_consistency
-
-    report = check_repo_consistency(args.repo, args.model_dir, n_rows=args.rows, config_file=args.config,
-                                    seed=args.seed, tolerance=args.tolerance, materialize=args.materialize,
-                                    backend=args.backend)
-    print(report.line())
-    report.raise_for_mismatch()
-
-
-def _demo(args) -> None:
-    from .demo import run_demo
-
-    run_demo(workdir=Path(args.workdir), repo=Path(args.repo), n_items=args.items, seed=args.seed)
+from .command import exit_now, handler, run  # noqa: E402
+from .encoder.cli import add_encoder_commands  # noqa: E402
+from .lab.cli import add_lab_commands  # noqa: E402
+from .serving.cli import add_serving_commands  # noqa: E402
+from .store.cli import add_store_commands  # noqa: E402
+from .training.cli import add_training_commands  # noqa: E402
 
 
 def _add_check_consistency(sub) -> None:
@@ -102,7 +32,7 @@ def _add_check_consistency(sub) -> None:
                    help="the online scorer's model backend (the onnx ones need the onnx extra)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--materialize", action="store_true", help="materialize all views first")
-    p.set_defaults(func=_check_consistency)
+    p.set_defaults(func=handler("moon_features.commands:check_consistency"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +62,7 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--sparse-ids", action="store_true",
                    help="natural ids: item ids up to 949,551,001, user ids as text ('C' + 7 digits)")
     p.add_argument("--no-text-share", type=float, default=0.0, help="share of items without a title, e.g. 0.7")
-    p.set_defaults(func=_data_generate)
+    p.set_defaults(func=handler("moon_features.commands:data_generate"))
 
     p = data.add_parser("sample-negatives", help="add label-0 rows to a purchase-only log, honestly",
                         description="For each positive (user, item, t): negatives drawn only from items that "
@@ -144,18 +74,18 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--per-positive", type=int, default=4, help="negatives per positive")
     p.add_argument("--window-days", type=float, default=28.0, help="popularity = positives in this window before t")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_data_sample_negatives)
+    p.set_defaults(func=handler("moon_features.commands:data_sample_negatives"))
 
     p = data.add_parser("import-movielens", help="import MovieLens-100k with posters")
     p.add_argument("--src", default=None, help="folder with ml-100k.inter (default: $MOON_MOVIELENS_DIR or "
                                                "../shared/data/movielens-100k)")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=_data_import_movielens)
+    p.set_defaults(func=handler("moon_features.commands:data_import_movielens"))
 
     p = data.add_parser("validate", help="check a dataset folder; errors name the rows")
     p.add_argument("data")
     p.add_argument("--skip-images", action="store_true", help="do not decode every image")
-    p.set_defaults(func=_data_validate)
+    p.set_defaults(func=handler("moon_features.commands:data_validate"))
 
 
 def _add_features_and_demo(sub) -> None:
@@ -167,24 +97,18 @@ def _add_features_and_demo(sub) -> None:
     p.add_argument("--max-len", type=int, default=50, help="behaviour sequence length L")
     p.add_argument("--online", choices=["sqlite", "redis"], default=None,
                    help="rewrite feature_store.yaml for this online store (default: keep it)")
-    p.set_defaults(func=_features_build)
+    p.set_defaults(func=handler("moon_features.commands:features_build"))
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")
     p.add_argument("--workdir", default="runs/demo", help="where datasets, models and plots go")
     p.add_argument("--repo", default="feature_repo", help="the Feast repo to fill")
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=handler("moon_features.commands:demo"))
 
 
 def _plugin_registrars():
     """Subcommands contributed by the capability packages."""
-    from .encoder.cli import add_encoder_commands
-    from .lab.cli import add_lab_commands
-    from .serving.cli import add_serving_commands
-    from .store.cli import add_store_commands
-    from .training.cli import add_training_commands
-
     return [add_encoder_commands, add_store_commands, add_training_commands, add_serving_commands,
             add_lab_commands]
 

@@ -10,14 +10,16 @@ Public API::
     least_squares, spearman, power_law_fit                                     (fitting.py)
     add_lab_commands(subparsers)                                               (cli.py)
 """
-from .fitting import least_squares, power_law_fit, spearman
 from .presets import PRESETS, CTRRecipe, LabError, LabPreset, get_lab_preset
 
 __all__ = ["run_exchange_rate", "run_scaling", "build_report", "LabSession", "LabPreset", "CTRRecipe", "PRESETS",
            "get_lab_preset", "LabError", "least_squares", "spearman", "power_law_fit", "add_lab_commands"]
 
 
-def __getattr__(name):  # the heavy modules (torch, encoder) load on first use
+def __getattr__(name):  # the heavy modules (torch, encoder, scipy) load on first use
+    if name in ("least_squares", "spearman", "power_law_fit"):
+        from . import fitting
+        return getattr(fitting, name)
     if name == "run_exchange_rate":
         from .exchange_rate import run_exchange_rate
         return run_exchange_rate

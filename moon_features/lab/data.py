@@ -21,8 +21,10 @@ import pandas as pd
 from ctr_models import ModelInputs, SequenceField, SparseField
 
 from ..data import movielens_ctr
-from ..data.layout import Dataset
+from ..data.layout import Dataset, load_dataset
+from ..data.movielens import read_movielens, resolve_source
 from ..data.sequences import history_matrix
+from ..data.synthetic import generate_shop
 from .presets import LabError, LabPreset
 
 # -- CTR arrays from any dataset folder ----------------------------------------------------------
@@ -132,11 +134,7 @@ class LabData:
 def load_lab_data(preset: LabPreset, data: str | Path | None, run_dir: Path, progress: bool = True) -> LabData:
     """The preset's data: a synthetic shop generated into `<run>/data` (dataset="synthetic"),
     MovieLens-100k with posters read in place (never copied), or a dataset folder."""
-    from ..data.layout import load_dataset
-
     if preset.dataset == "synthetic" and data is None:
-        from ..data.synthetic import generate_shop
-
         root = run_dir / "data" / f"shop{preset.shop_items}_seed{preset.seed}"
         if (root / "dataset.json").exists():
             ds = load_dataset(root)
@@ -144,8 +142,6 @@ def load_lab_data(preset: LabPreset, data: str | Path | None, run_dir: Path, pro
             ds = generate_shop(root, n_items=preset.shop_items, seed=preset.seed, progress=progress)
         source, src, unit = "folder", root, "us"
     elif preset.dataset == "movielens" or (data is not None and (Path(data) / "ml-100k.inter").exists()):
-        from ..data.movielens import read_movielens, resolve_source
-
         src = resolve_source(data)
         ds, source, unit = read_movielens(src), "movielens", "s"
     else:

@@ -22,6 +22,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the lab runs headless
+import matplotlib.pyplot as plt  # noqa: E402
+
 from .fitting import least_squares, spearman
 from .intermediate import METRIC_INFO
 from .points import read_json, write_json
@@ -94,11 +99,6 @@ def analyse(records: list[dict], baseline: dict | None, k: int) -> dict:
 
 # -- outputs -----------------------------------------------------------------------------------
 def plot_exchange_rates(records: list[dict], analysis: dict, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     recs = [r for r in records if "downstream" in r]
     base = analysis["baseline"]
     paths = []

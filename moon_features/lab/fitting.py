@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import spearmanr  # scipy comes with scikit-learn, a dependency
 
 POWER_LAW_MIN_R2 = 0.9   # below this a log-log line does not describe the points: no power law claimed
 POWER_LAW_MIN_POINTS = 3
@@ -55,14 +56,7 @@ def spearman(x, y) -> dict:
         return {"rho": float("nan"), "p_value": float("nan"), "n": n}
     rx, ry = _ranks(x), _ranks(y)
     rho = float(np.corrcoef(rx, ry)[0, 1])
-    p = float("nan")
-    try:
-        from scipy.stats import spearmanr
-
-        p = float(spearmanr(x, y).pvalue)
-    except ImportError:  # pragma: no cover - scipy is optional
-        pass
-    return {"rho": rho, "p_value": p, "n": n}
+    return {"rho": rho, "p_value": float(spearmanr(x, y).pvalue), "n": n}
 
 
 def power_law_fit(x, y, min_r2: float = POWER_LAW_MIN_R2) -> dict:

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the lab runs headless
+import matplotlib.pyplot as plt  # noqa: E402
+
 from .exchange_rate import load_exchange_rate, metric_names
 from .points import LabRun, read_json
 from .scaling import SWEEP_INFO, load_scaling
@@ -90,11 +95,6 @@ def _f(v, d: int = 4) -> str:
 
 # -- figures made by the report ------------------------------------------------------------------
 def _plot_recall(variants: list[dict], ks: list[int], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     kinds = ("image_search", "text_search", "near_duplicate")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, kind in zip(axes, kinds):
@@ -114,11 +114,6 @@ def _plot_recall(variants: list[dict], ks: list[int], path: Path) -> Path:
 
 
 def _plot_ctr(rows: list[tuple[str, dict]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     metrics = ("auc", "gauc", "cold_auc")
     fig, ax = plt.subplots(figsize=(8, 3.8))
     w = 0.8 / len(rows)

@@ -21,9 +21,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the lab runs headless
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
 from .encoders import chain_schedule, negatives_per_query, train_queue_variant
 from .fitting import describe_power_law, power_law_fit
 from .points import read_json, write_json
+from .presets import LabError
 from .session import LabSession
 
 SWEEPS = ("examples", "negatives", "seq_len")
@@ -121,8 +128,6 @@ def fit_sweep(name: str, sweep: dict) -> dict:
 
 def _log_x(ax, xs) -> None:
     """Log x axis ticked at the sweep's own x values (default log ticks overlap on short ranges)."""
-    from matplotlib.ticker import NullFormatter
-
     ax.set_xscale("log")
     xs = sorted({x for x in xs if x > 0})
     if xs:
@@ -131,11 +136,6 @@ def _log_x(ax, xs) -> None:
 
 
 def plot_sweep(name: str, sweep: dict, fits: dict, out_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     all_x = [r["x"] for r in sweep["points"] + sweep.get("baseline_points", [])]
 
     metrics = sweep["fit_metrics"]
@@ -214,8 +214,6 @@ def run_scaling(run_dir, preset="tiny", data=None, threads: int = 1, progress: b
     s = session or LabSession(run_dir, preset, data, threads, progress, command)
     unknown = set(sweeps) - set(SWEEPS)
     if unknown:
-        from .presets import LabError
-
         raise LabError(f"unknown sweeps {sorted(unknown)}; choose from {list(SWEEPS)}")
     fns = {"examples": sweep_examples, "negatives": sweep_negatives, "seq_len": sweep_seq_len}
     out_dir = s.run.root

@@ -14,7 +14,8 @@ import torch
 
 from .data import LabData, load_lab_data
 from .downstream import ctr_line, train_din
-from .encoders import Snapshot, train_chain
+from ..encoder.pairs import heldout_pairs
+from .encoders import Snapshot, chain_schedule, train_chain
 from .intermediate import MetricContext, intermediate_metrics
 from .points import LabRun
 from .presets import LabError, LabPreset, get_lab_preset
@@ -63,9 +64,6 @@ class LabSession:
         return self.snapshots()[-1]
 
     def heldout_pairs(self):
-        from ..encoder.pairs import heldout_pairs
-        from .encoders import chain_schedule
-
         train_log, test_log = self.data.encoder_logs(self.L)
         s = chain_schedule(self.preset, self.threads)
         return heldout_pairs(train_log, test_log, self.data.dataset.items["item_id"], s.pair_window,

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast import FeatureStore, FileSource
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
 from tqdm.auto import tqdm
 
 from ..spec import EMBEDDING_FIELD, embedding_view_name
@@ -338,9 +340,6 @@ class _FeastWriter:
         pass
 
     def write(self, ids: np.ndarray, ts_us: np.ndarray, matrix: np.ndarray) -> tuple[int, int]:
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
         join_key = self.fv.join_keys[0]
         stamps = [datetime.fromtimestamp(int(t) // 1_000_000, tz=timezone.utc).replace(microsecond=int(t) % 1_000_000)
                   for t in ts_us]

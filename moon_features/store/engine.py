@@ -19,6 +19,7 @@ from .bulk_writer import write_embedding_view
 from .configs import is_redis_config
 from .definitions import embedding_spec_of
 from .feast_compat import LocalEngineMaterializeHook
+from .markers import mark_materialized_config
 
 ENGINE_TYPE = "moon_features.store.engine.MoonComputeEngine"
 
@@ -54,7 +55,5 @@ class MoonComputeEngine(LocalEngineMaterializeHook):
         """A view written in full gets its marker in the online store (store/markers.py), so a
         wiped store is told apart from a filled one by /health."""
         if job.status() == MaterializationJobStatus.SUCCEEDED:
-            from .markers import mark_materialized_config
-
             mark_materialized_config(self.repo_config, [task.feature_view.name], task.end_time)
         return job

@@ -15,6 +15,7 @@ from feast.types import Array, Float32, Int64
 
 from . import redis_codec as codec
 from .definitions import EMBEDDING_DIM_TAG
+from .errors import OnlineStoreDataError
 
 INT64, FLOAT32, INT64_LIST, FLOAT32_LIST = "int64", "float32", "int64_list", "float32_list"
 
@@ -44,8 +45,6 @@ class FeatureLayout:
         if self.kind == FLOAT32_LIST:
             matrix, found, bad = codec.decode_float_lists(values, self.dim)
             if bad.any():
-                from .errors import OnlineStoreDataError
-
                 raise OnlineStoreDataError(
                     f"{self.name}: {int(bad.sum())} stored vectors are not {self.dim} float32 values "
                     f"(rows {np.flatnonzero(bad)[:5].tolist()}); re-materialize the view")

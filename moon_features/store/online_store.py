@@ -24,6 +24,7 @@ from feast import FeatureView, RepoConfig, utils
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..spec import EMBEDDING_FIELD
 from . import redis_codec as codec
@@ -146,8 +147,6 @@ def _redis_key_bytes(entity_key: EntityKeyProto, config: RepoConfig) -> bytes:
 
 
 def _timestamp_bytes(ts: datetime) -> bytes:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
     proto = Timestamp()
     proto.FromDatetime(utils.make_tzaware(ts))
     return proto.SerializeToString()

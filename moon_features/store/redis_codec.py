@@ -24,6 +24,7 @@ from typing import Sequence
 
 import mmh3
 import numpy as np
+from feast.protos.feast.types.Value_pb2 import Value
 
 _STRING, _INT64 = 2, 4  # feast.types.ValueType enum values used in entity keys
 TAG_INT64 = b"\x20"
@@ -171,8 +172,6 @@ def decode_float_lists(values: Sequence[bytes | None], dim: int) -> tuple[np.nda
 
 
 def _slow_float_list(value: bytes) -> np.ndarray | None:
-    from feast.protos.feast.types.Value_pb2 import Value
-
     proto = Value.FromString(value)
     if proto.WhichOneof("val") != "float_list_val":
         return None

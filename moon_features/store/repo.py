@@ -18,6 +18,7 @@ from .configs import CONFIG_FILE, DATA_DIR, SPEC_FILE, plugin_redis_config, sqli
 from .definitions import FEATURES_FILE, LEGACY_FEATURES_LINE, TEMPLATE, repo_objects
 from .definitions import load_repo_spec as load_spec
 from .errors import RepoNotReadyError
+from .markers import mark_materialized
 
 __all__ = ["init_repo", "load_spec", "apply_repo", "materialize_all", "open_store", "DATA_DIR", "SPEC_FILE",
            "RepoNotReadyError"]
@@ -59,8 +60,6 @@ def materialize_all(store: FeatureStore, views: list[str] | None = None) -> None
     """`feast materialize` over all time: ttl=0 views would otherwise only look back one year.
     Each view's marker is written into the online store afterwards (store/markers.py: how
     /health tells a filled store from a wiped one)."""
-    from .markers import mark_materialized
-
     start, end = datetime(1970, 1, 2, tzinfo=timezone.utc), datetime.now(timezone.utc)
     store.materialize(start_date=start, end_date=end, feature_views=views)
     mark_materialized(store, views or [fv.name for fv in store.list_feature_views()], end)
