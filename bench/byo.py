@@ -8,6 +8,9 @@ AUC and the cold-item AUC (test rows whose item never appeared in train / valida
 models and the difference; the seed changes the shop, the negatives, the encoder and the models.
 
     nice -n 5 python bench/byo.py --items 600 --seeds 0,1,2 --epochs 2 --workdir runs/bench_byo
+
+A seed whose <workdir>/seed<N>/summary.json exists is read, not run again: seeds can run as
+parallel processes (one --seeds N each) and a last call prints the table of all of them.
 """
 from __future__ import annotations
 
@@ -33,10 +36,16 @@ def main() -> None:
     args = p.parse_args()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        t0 = time.perf_counter()
-        s = run(Path(args.workdir) / f"seed{seed}", items=args.items, seed=seed, epochs=args.epochs,
-                encoder_epochs=args.encoder_epochs, per_positive=args.per_positive)
-        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": round(time.perf_counter() - t0)})
+        workdir, t0 = Path(args.workdir) / f"seed{seed}", time.perf_counter()
+        done = workdir / "summary.json"  # a seed already run (e.g. seeds run as parallel processes)
+        if done.exists():
+            s, seconds = json.loads(done.read_text()), json.loads(done.read_text()).get("seconds", 0)
+        else:
+            s = run(workdir, items=args.items, seed=seed, epochs=args.epochs, encoder_epochs=args.encoder_epochs,
+                    per_positive=args.per_positive)
+            seconds = round(time.perf_counter() - t0)
+            done.write_text(json.dumps({**s, "seconds": seconds}, indent=2, default=str))
+        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": seconds})
     print(f"\nBYO bench: {args.items} items, purchase-only, sparse ids, 70% without text, "
           f"{args.per_positive} negatives per purchase, DIN {args.epochs} epochs, encoder demo preset "
           f"({args.encoder_epochs or 'its own'} epochs per stage)")
