@@ -3,20 +3,15 @@ are named by dotted path (command.handler) and live in commands.py modules."""
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
-# Installed before anything below can import Feast: ibis (under Feast's DuckDB offline store)
-# calls DuckDB's deprecated fetch_arrow_table() on every offline read, and the warning, not ours to
-# fix, printed several times per command. Matched by message, so it holds wherever the call moves.
-warnings.filterwarnings("ignore", message=r".*fetch_arrow_table\(\) is deprecated", category=DeprecationWarning)
-
-from .command import exit_now, handler, run  # noqa: E402
-from .encoder.cli import add_encoder_commands  # noqa: E402
-from .lab.cli import add_lab_commands  # noqa: E402
-from .serving.cli import add_serving_commands  # noqa: E402
-from .store.cli import add_store_commands  # noqa: E402
-from .training.cli import add_training_commands  # noqa: E402
+# third-party warning noise (ibis's fetch_arrow_table DeprecationWarning) is filtered in command.run
+from .command import exit_now, handler, run
+from .encoder.cli import add_encoder_commands
+from .lab.cli import add_lab_commands
+from .serving.cli import add_serving_commands
+from .store.cli import add_store_commands
+from .training.cli import add_training_commands
 
 
 def _add_check_consistency(sub) -> None:
