@@ -21,12 +21,14 @@ from moon_features.consistency import check_consistency
 from moon_features.data.layout import load_dataset
 from moon_features.data.shop_variants import drop_text
 from moon_features.data.validate import validate_dataset
-from moon_features.idmap import RESERVED_START, DatasetIds
+from moon_features.idmap import RESERVED_START, DatasetIds, coded_dataset
 from moon_features.serving.errors import ConsistencyError
 from moon_features.serving.scorer import CTRScorer
 from moon_features.spec import IdMapMismatchError
 from moon_features.store.markers import SQLITE_TABLE
 from moon_features.store.repo import load_spec, open_store
+from moon_features.store.sources import entity_rows
+from moon_features.training.train import time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -117,7 +119,7 @@ def test_a_model_trained_under_another_id_map_is_refused(example, tmp_path):
         CTRScorer(open_store(workdir / "repo"), model)
 
 
-def test_a_cli_command_that_reads_the_offline_store_prints_no_third_party_warning(example):
+def test_evaluate_scores_the_test_split_and_prints_no_third_party_warning(example):
     """ibis's fetch_arrow_table() DeprecationWarning came on every offline read (evaluate, train)."""
     workdir, _ = example
     env = {**os.environ, "PYTHONWARNINGS": "default", "HF_HUB_OFFLINE": "1"}
@@ -126,7 +128,10 @@ def test_a_cli_command_that_reads_the_offline_store_prints_no_third_party_warnin
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Warning" not in result.stderr + result.stdout
-    assert json.loads(result.stdout)["auc"] > 0
+    # evaluate scores the test split by default, not every row (in-sample AUC misled: 0.844 vs 0.53)
+    _, _, test = time_split(entity_rows(coded_dataset(load_dataset(workdir / "shop"))[0]))
+    assert "evaluating on the test rows" in result.stderr
+    assert json.loads(result.stdout)["n"] == len(test) and json.loads(result.stdout)["auc"] > 0
 
 
 def test_validate_counts_the_items_without_text(shop):
