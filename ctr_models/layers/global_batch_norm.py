@@ -21,6 +21,8 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
+        if x.dim() != 2:
+            raise ValueError(f"GlobalBatchNorm1d takes [N, C] inputs, got shape {tuple(x.shape)}")
         c = x.shape[-1]
         x64 = x.double()  # E[x^2] - E[x]^2 in float64: no cancellation against the one-pass BN
         local = torch.cat([x64.sum(0), (x64 * x64).sum(0), x64.new_tensor([x.shape[0]])])
