@@ -47,6 +47,7 @@ def test_export_pins_a_materialized_versioned_view(setup):
     s, store, plain, projected = setup
     pin = json.loads((s.model_dir / PIN_FILE).read_text())
     assert pin["view"] == "item_projected_v1" and pin["items"] == 200
+    assert "item_projected_v1" in create_app(ServingSettings(repo=str(s.repo), model_dir=str(s.model_dir))).state.health.views
     views = {fv.name: fv for fv in store.list_feature_views()}
     assert views[pin["view"]].tags["moon.projection_fingerprint"] == pin["fingerprint"]
     service = store.get_feature_service(pin["feature_service"])
@@ -110,3 +111,12 @@ def test_pin_mismatches_are_named_errors(setup, tmp_path):
     with pytest.raises(ProjectedItemsMismatchError, match="pins a projected item view"):
         CTRScorer(store, plain.artifact, projected_items=True)
     assert CTRScorer(store, s.model_dir, projected_items=False).projected is None
+
+
+def test_items_materialized_after_the_build_are_a_named_error(setup, tmp_path):
+    s, store, plain, projected = setup
+    pin = json.loads((s.model_dir / PIN_FILE).read_text())
+    assert set(pin["sources"]) == {"item_profile", "item_moon_embedding_v1"} and all(pin["sources"].values())
+    stale = {**pin["sources"], "item_profile": "2000-01-01T00:00:00+00:00"}  # as if built before the last materialize
+    with pytest.raises(ProjectedItemsMismatchError, match="item_profile were materialized again"):
+        CTRScorer(store, edited_pin(s, tmp_path / "d", sources=stale))

@@ -32,6 +32,8 @@ class StoreHealth:
         views = [USER_PROFILE_VIEW, ITEM_PROFILE_VIEW, SEQUENCE_VIEW]
         if scorer.embedding_version is not None:
             views.append(embedding_view_name(scorer.embedding_version))
+        if scorer.projected is not None:  # the projected item view it reads instead
+            views.append(scorer.projected.view)
         self.views = views
 
     def check(self) -> None:

@@ -25,10 +25,11 @@ from ctr_models.artifact import ModelArtifact
 from ctr_models.item_projection import ItemProjection
 
 from ..batching import clip_ids, pad_ragged
-from ..spec import FeatureSpec
+from ..spec import ITEM_PROFILE_VIEW, FeatureSpec, embedding_view_name
 from ..store import redis_codec as codec
 from ..store.definitions import EMBEDDING_DIM_TAG
 from ..store.layout import ViewLayout, versioning_enabled
+from ..store.markers import MarkerStore
 from ..store.online_reader import OnlineReader, is_redis
 from .errors import ProjectedItemsMismatchError
 
@@ -50,7 +51,7 @@ def projection_of(artifact: ModelArtifact, spec: FeatureSpec) -> ItemProjection:
 
 
 # --- serving ------------------------------------------------------------------------------------
-def check_pin(pin: dict, store: FeatureStore, projection: ItemProjection, model_dir) -> FeatureView:
+def check_pin(pin: dict, store: FeatureStore, projection: ItemProjection, spec: FeatureSpec, model_dir) -> FeatureView:
     """The pinned view, after checking it against the store and the artifact's weights."""
     fix = REBUILD.format(repo=store.repo_path, model_dir=model_dir)
     views = {fv.name: fv for fv in store.list_feature_views()}
@@ -71,7 +72,24 @@ def check_pin(pin: dict, store: FeatureStore, projection: ItemProjection, model_
     if service is None or service.tags.get(VIEW_TAG) != pin["view"]:
         raise ProjectedItemsMismatchError(f"feature service {pin['feature_service']} is missing or does not pin "
                                           f"{pin['view']}; run `{fix}`")
+    now = source_markers(store, spec)
+    changed = sorted(v for v, stamp in pin.get("sources", {}).items() if now.get(v) != stamp)
+    if changed:
+        raise ProjectedItemsMismatchError(
+            f"{', '.join(changed)} were materialized again (or wiped) after {pin['view']} was built from them: its "
+            f"rows may be stale; run `{fix}`")
     return view
+
+
+def source_markers(store: FeatureStore, spec: FeatureSpec) -> dict[str, str]:
+    """The materialization markers of the item views a projected view is computed from (store/markers.py)."""
+    views = [ITEM_PROFILE_VIEW] + ([embedding_view_name(spec.embedding.version)] if spec.embedding else [])
+    markers = MarkerStore(store.config)
+    try:
+        marked = markers.read()
+    finally:
+        markers.close()
+    return {v: marked.get(v, "") for v in views}
 
 
 class ProjectedItems:

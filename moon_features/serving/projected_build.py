@@ -27,7 +27,7 @@ from ..store.configs import DATA_DIR
 from ..store.definitions import EMBEDDING_DIM_TAG, NO_TTL, file_source, source_path
 from ..store.online_reader import OnlineReader
 from ..store.repo import materialize_all
-from .projected import FEATURE, FINGERPRINT_TAG, PIN_FILE, VIEW_PREFIX, VIEW_TAG, projection_of
+from .projected import FEATURE, FINGERPRINT_TAG, PIN_FILE, VIEW_PREFIX, VIEW_TAG, projection_of, source_markers
 from .scorer import check_artifact_against_store
 
 
@@ -94,6 +94,6 @@ def build_projected_items(store: FeatureStore, model_dir: str | Path, spec: Feat
     store.apply([view, service])
     materialize_all(store, [name])
     pin = {"view": name, "version": version, "fingerprint": projection.fingerprint, "feature_service": service_name,
-           "width": projection.width, "items": int(len(ids))}
+           "width": projection.width, "items": int(len(ids)), "sources": source_markers(store, trained)}
     (model_dir / PIN_FILE).write_text(json.dumps(pin, indent=2))
     return pin

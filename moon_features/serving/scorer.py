@@ -181,7 +181,7 @@ class CTRScorer:
                 f"projected item view ({PIN_FILE} in the artifact folder): run `moon-features export "
                 f"--projected-items --repo {self.store.repo_path} --model-dir {model_dir}`")
         projection = projection_of(self.artifact, self.spec)
-        view = check_pin(pin, self.store, projection, model_dir)
+        view = check_pin(pin, self.store, projection, self.spec, model_dir)
         return ProjectedItems(self.store, self.reader, projection, view, self.spec)
 
     def run_model(self, batch: CTRBatch) -> np.ndarray:
