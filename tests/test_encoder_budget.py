@@ -96,6 +96,12 @@ def test_text_columns_come_from_the_dataset(shop, tmp_path, capsys):
     code = encoder_cli(["encoder", "train", "--data", str(shop.root), "--out", str(tmp_path / "x"),
                         "--text-columns", "title,genres", "--no-tower-cache", "--quiet"])
     assert code == 2 and "genres" in capsys.readouterr().err
+    code = encoder_cli(["encoder", "train", "--data", str(shop.root), "--out", str(tmp_path / "y"), "--quiet",
+                        "--text-columns", "title,colour", "--augment-views", "0", "--pretrain-epochs", "1",
+                        "--posttrain-epochs", "0", "--threads", "1", "--cache-dir", str(tmp_path / "store")])
+    summary = _summary(tmp_path / "y" / "model")
+    assert code == 0 and summary["text_columns"] == ["title", "colour"]
+    assert summary["schedule"]["augment_views"] == 0 and summary["threads"] == 1
 
 
 def test_default_threads_do_not_oversubscribe_a_busy_machine():
