@@ -93,3 +93,53 @@ def test_unknown_ids_read_the_padding_row_and_missing_moon_is_a_named_error():
     feats.pop("hist_emb")
     with pytest.raises(BatchShapeError, match="hist_emb"):
         km(feats, training=False)
+
+
+def shared_batch(data, rows: slice, source_row: int):
+    """Rows `rows` of data, every row given row `source_row`'s history: one request's candidates."""
+    import dataclasses
+
+    tb = data.batch(rows)
+    src = data.batch(slice(source_row, source_row + 1))
+    n = tb.size
+    hist = {k: v.expand(n, -1).clone() for k, v in src.hist.items()}
+    hist_emb = None if src.hist_emb is None else src.hist_emb.expand(n, -1, -1).clone()
+    return dataclasses.replace(tb, hist=hist, hist_len=src.hist_len.expand(n).clone(), hist_emb=hist_emb,
+                               shared_history=True)
+
+
+@pytest.mark.parametrize("name,torch_cls,tf_cls,config,moon_dim,dense", CASES, ids=[c[0] for c in CASES])
+def test_shared_history_path_equals_torch_and_the_general_path(name, torch_cls, tf_cls, config, moon_dim, dense):
+    """One request's candidates share the user's history: torch's shared path (CTRBatch.shared_history)
+    and the Keras one (call(..., shared_history=True)) give the same logits, in inference and
+    training mode, and equal the general path over the repeated history."""
+    tm, km, data, _ = pair(torch_cls, tf_cls, config, moon_dim, dense)
+    lens = data.column("hist_len")
+    for source in (int(np.argmax(lens)), int(np.flatnonzero(lens == 0)[0])):  # a full and an empty history
+        tb = shared_batch(data, slice(0, 40), source)
+        feats = {k: tf.constant(v) for k, v in ctf.to_features(tb, data.inputs).items()}
+        for training in (False, True):
+            tm.train(training)
+            with torch.no_grad():
+                expected = tm(tb).numpy()
+            shared = km(feats, training=training, shared_history=True).numpy()
+            np.testing.assert_allclose(shared, expected, rtol=1e-4, atol=1e-4)
+            if not training:  # the general path over the same rows (training mode would update Dice twice)
+                np.testing.assert_allclose(km(feats, training=False).numpy(), shared, rtol=1e-5, atol=1e-5)
+
+
+def test_shared_attention_equals_the_general_path_with_gradients():
+    att = TargetAttention(6, (8, 4), "dice", normalization="softmax")
+    rng = np.random.default_rng(1)
+    q = tf.constant(rng.normal(size=(5, 6)), tf.float32)
+    one = tf.constant(rng.normal(size=(1, 7, 6)), tf.float32)
+    mask = length_mask(tf.constant([4], tf.int64), 7)
+    bias = tf.constant(rng.normal(size=(5, 7)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        fast = att(q, one, mask, bias, training=True, shared=True)
+        slow = att(q, tf.repeat(one, 5, axis=0), tf.repeat(mask, 5, axis=0), bias, training=True)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(fast, att.first_kernel).numpy(),
+                               tape.gradient(slow, att.first_kernel).numpy(), rtol=1e-4, atol=1e-6)
+    empty = att(q, one, length_mask(tf.constant([0], tf.int64), 7), shared=True)
+    assert np.all(empty.numpy() == 0)

@@ -102,9 +102,49 @@ def test_a_torch_artifact_is_not_loaded_as_tf(tmp_path):
         ctf.load_tf_artifact(tmp_path)
 
 
-@pytest.mark.parametrize("option", ["weight_decay", "embedding_weight_decay"])
-def test_tf_trainer_refuses_torch_only_l2(option):
-    from ctr_models.config import ConfigError
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("decay", [{"weight_decay": 1e-2}, {"weight_decay": 1e-3, "embedding_weight_decay": 5e-2}],
+                         ids=["all", "embeddings"])
+def test_weight_decay_equals_torch_adams(name, decay):
+    """TFTrainer's weight decay is torch Adam's: an L2 term in the gradient (rate * w; embedding
+    tables with embedding_weight_decay on top), over the same set of weights. Checked on the
+    gradients Adam receives: Adam's first steps turn float noise in tiny gradients into +-lr."""
+    from ctr_models import DIN, DeepFM
+    from ctr_models.trainer import Trainer
 
-    with pytest.raises(ConfigError, match="weight_decay"):
-        ctf.TFTrainer(TrainerConfig(**{option: 1e-5}))
+    cls, config = MODELS[name]
+    inputs = tiny_inputs(moon_dim=8)
+    arrays, table = synthetic_ctr_arrays(inputs, 200, seed=2, moon_dim=8)
+    data = CTRData(arrays, inputs, moon_table=table)
+    cfg = TrainerConfig(**decay)
+    torch.manual_seed(0)
+    tm = {"din": DIN, "deepfm": DeepFM}[name](config, inputs)
+    with torch.no_grad():
+        for p in tm.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    batch = data.batch(slice(0, 64))
+    feats = {k: tf.constant(v) for k, v in ctf.to_features(batch, inputs).items()}
+    km = cls(config, inputs)
+    km(feats, training=False)
+    km.load_torch(tm)
+
+    tm.train()
+    torch.nn.functional.binary_cross_entropy_with_logits(tm(batch), batch.label).backward()
+    rate = {}  # id(param) -> decay rate, from the torch trainer's own parameter groups
+    for group in Trainer(cfg).param_groups(tm):
+        for p in group["params"]:
+            rate[id(p)] = group.get("weight_decay", cfg.weight_decay)
+    ranking = ctf.RankingModel(km, weight_decay=cfg.weight_decay, embedding_weight_decay=cfg.embedding_weight_decay)
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(ranking.losses)
+        total = ranking.compute_loss(feats, training=True) + penalty
+    want = sum(0.5 * rate[id(p)] * float((p.detach() ** 2).sum()) for p in tm.parameters())
+    assert float(penalty) == pytest.approx(want, rel=1e-5)  # the same weights, at the same rates
+    tables = [(km.embedding.tables[n], t.weight) for n, t in tm.embedding.tables.items()]
+    if name == "deepfm":
+        tables += [(km.linear[n], t.weight) for n, t in tm.linear.items()]
+    grads = tape.gradient(total, [v for v, _ in tables])
+    for (v, p), g in zip(tables, grads):
+        expected = p.grad.numpy() + rate[id(p)] * p.detach().numpy()
+        np.testing.assert_allclose(tf.convert_to_tensor(g).numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert rate[id(tables[0][1])] == cfg.weight_decay + cfg.embedding_weight_decay

@@ -11,7 +11,7 @@ import tensorflow as tf
 from ..config import ConfigError
 from ..deepfm import DeepFMConfig
 from ..inputs import ModelInputs
-from .features import check_features
+from .features import check_features, history_of_first_row
 from .layers import (MLP, FeatureEmbedding, SimTierHistogram, cosine_similarity, fm_interaction, length_mask,
                      linear, load_linear, safe_ids)
 
@@ -53,24 +53,27 @@ class DeepFM(tf.keras.Model):
         # id 0 is torch's padding_idx: zero weight, no gradient
         return tf.gather(self.linear[name], ids)[:, 0] * tf.cast(ids > 0, tf.float32)
 
-    def call(self, features, training=None):
-        """-> logits [B]."""
+    def call(self, features, training=None, shared_history: bool = False):
+        """-> logits [B]. `shared_history`: every row has row 0's history (one request), pooled
+        once and broadcast (torch: CTRBatch.shared_history)."""
         check_features(features, self.inputs)
         emb = self.embedding
         sparse = emb.sparse(features)
         fields = [sparse[n] for n in emb.fields]
         extra = []
         mask = None
+        history = history_of_first_row(features, self.inputs) if shared_history else features
+        shape = [tf.shape(features["hist_len"])[0], self.config.embed_dim]  # a pooled field for every row
         if self.use_sequences or self.config.use_moon:
-            mask = length_mask(features["hist_len"], emb.history_width(features))
+            mask = length_mask(history["hist_len"], emb.history_width(history))
         if self.use_sequences:
-            hist = emb.history(features)
-            fields += [masked_mean(hist[s.name], mask) for s in emb.sequences]
+            hist = emb.history(history)
+            fields += [tf.broadcast_to(masked_mean(hist[s.name], mask), shape) for s in emb.sequences]
         if self.config.use_moon:
             fields.append(emb.moon(features["item_emb"]))
-            fields.append(masked_mean(emb.moon(features["hist_emb"]), mask))
+            fields.append(tf.broadcast_to(masked_mean(emb.moon(history["hist_emb"]), mask), shape))
             if self.sim_hist is not None:
-                sim = cosine_similarity(features["item_emb"], features["hist_emb"], mask)
+                sim = cosine_similarity(features["item_emb"], history["hist_emb"], mask)
                 extra.append(self.sim_hist(sim, mask))
         stacked = tf.stack(fields, axis=1)  # [B, F, k]
 
@@ -82,6 +85,10 @@ class DeepFM(tf.keras.Model):
         flat = tf.reshape(stacked, [-1, len(fields) * self.config.embed_dim])
         dnn_in = tf.concat([flat] + dense + extra, axis=1)
         return logit + tf.squeeze(self.dnn(dnn_in, training=training), 1)
+
+    def embedding_tables(self) -> list:
+        """The weights torch keeps in nn.Embedding: the field tables and the linear terms."""
+        return list(self.embedding.tables.values()) + list(self.linear.values())
 
     def load_torch(self, model) -> None:
         """Copy the weights of a ctr_models.DeepFM built with the same config and inputs."""

@@ -11,7 +11,7 @@ import tensorflow as tf
 from ..config import ConfigError
 from ..din import DINConfig
 from ..inputs import ModelInputs
-from .features import check_features
+from .features import check_features, history_of_first_row
 from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimTierHistogram, TargetAttention,
                      cosine_similarity, length_mask)
 
@@ -39,20 +39,22 @@ class DIN(tf.keras.Model):
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
 
-    def call(self, features, training=None):
-        """-> logits [B]."""
+    def call(self, features, training=None, shared_history: bool = False):
+        """-> logits [B]. `shared_history`: every row has row 0's history (one request: one user,
+        many candidates), which is then embedded once (torch: CTRBatch.shared_history)."""
         check_features(features, self.inputs)
         emb = self.embedding
         sparse = emb.sparse(features)
-        hist = emb.history(features)
-        q, keys = emb.target_and_history(features, sparse, hist)
-        mask = length_mask(features["hist_len"], tf.shape(keys)[1])
+        q = emb.target(features, sparse)
+        history = history_of_first_row(features, self.inputs) if shared_history else features
+        keys = emb.history_keys(history)
+        mask = length_mask(history["hist_len"], tf.shape(keys)[1])
 
         sim = None
         if self.sim_hist is not None or self.fusion is not None:
-            sim = cosine_similarity(features["item_emb"], features["hist_emb"], mask)
+            sim = cosine_similarity(features["item_emb"], history["hist_emb"], mask)
         bias = self.fusion(sim) if self.fusion is not None else None
-        interest = self.attention(q, keys, mask, bias, training=training)
+        interest = self.attention(q, keys, mask, bias, training=training, shared=shared_history)
 
         parts = [sparse[n] for n in emb.fields]
         if emb.moon is not None:
@@ -64,6 +66,10 @@ class DIN(tf.keras.Model):
             parts.append(self.sim_hist(sim, mask))
         parts += [tf.cast(features[n], tf.float32)[:, None] for n in self.inputs.dense]
         return tf.squeeze(self.dnn(tf.concat(parts, axis=1), training=training), 1)
+
+    def embedding_tables(self) -> list:
+        """The weights torch keeps in nn.Embedding (embedding_weight_decay applies to them)."""
+        return list(self.embedding.tables.values())
 
     def load_torch(self, model) -> None:
         """Copy the weights of a ctr_models.DIN built with the same config and inputs."""

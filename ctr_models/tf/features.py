@@ -31,6 +31,14 @@ def feature_specs(inputs: ModelInputs, with_label: bool = False) -> dict[str, tf
     return specs
 
 
+def history_of_first_row(features: dict, inputs: ModelInputs) -> dict:
+    """The history side (sequences, hist_len, hist_emb) of row 0 only, batch size 1: with
+    shared_history (one request's candidates share the user's history) it is every row's
+    history, so it is embedded once, not B times. As ctr_models.batch.CTRBatch.history_of_first_row."""
+    names = [s.name for s in inputs.sequences] + ["hist_len"] + (["hist_emb"] if inputs.moon_dim is not None else [])
+    return {n: features[n][:1] for n in names}
+
+
 def check_features(features: dict, inputs: ModelInputs) -> None:
     """BatchShapeError naming the first missing or ill-shaped input (checked on static shapes,
     i.e. once per trace, not per batch)."""

@@ -17,7 +17,6 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
 from ..data import CTRData
 from ..metrics import ctr_metrics
 from ..trainer import FitResult, TrainerConfig
@@ -56,9 +55,6 @@ def as_dataset(data) -> TFCTRDataset:
 class TFTrainer:
     def __init__(self, config: TrainerConfig | None = None):
         self.config = config or TrainerConfig()
-        if self.config.weight_decay or self.config.embedding_weight_decay:
-            raise ConfigError("TFTrainer does not mirror torch Adam's weight_decay / embedding_weight_decay "
-                              "(an L2 term in the gradient); use 0 or add kernel regularizers")
         configure_threads(self.config.num_threads)
         # one traced inference function per model, kept off the model so it is not exported with it
         self._logit_fns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -86,7 +82,7 @@ class TFTrainer:
         train, val = as_dataset(train), as_dataset(val)
         if not (train.has_label and val.has_label):
             raise ValueError("fit needs a 'label' array in both train and validation data")
-        ranking = RankingModel(model)
+        ranking = RankingModel(model, weight_decay=cfg.weight_decay, embedding_weight_decay=cfg.embedding_weight_decay)
         optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.lr, epsilon=1e-8)
         ranking.compile(optimizer=optimizer)
         ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None

@@ -47,17 +47,33 @@ class TargetAttention(tf.keras.layers.Layer):
         a = (w_k - w_d)[None] + q[:, :, None] * w_p[None]                    # [B, d, h]
         return c[:, None, :] + tf.matmul(keys, a)                            # [B, L, h]
 
+    def shared_first_layer(self, q, k):
+        """q [B, d], one history k [n, d] -> [B, n, h]; equal to decomposed_first_layer over keys
+        repeated B times, with only the q * k term paid per pair."""
+        w_q, w_k, w_d, w_p = tf.split(self.first_kernel, 4, axis=0)
+        c = q @ (w_q + w_d) + self.first_bias                                # [B, h]: once per target
+        kk = k @ (w_k - w_d)                                                 # [n, h]: once per history item
+        pair = tf.reshape(q[:, None, :] * k[None], [-1, self.dim]) @ w_p     # [B * n, h]
+        return tf.reshape(pair, [tf.shape(q)[0], tf.shape(k)[0], -1]) + c[:, None, :] + kk[None]
+
+    def _activate(self, h, training):
+        """first activation + upper layers of rows [n, h] -> logits [n]."""
+        act = self.first_act
+        h = act(h, training=training) if isinstance(act, Dice) else act(h)
+        return tf.squeeze(self.rest(h, training=training), -1)
+
     def scores(self, q, keys, mask, training=None, naive: bool = False):
         """Attention logits [B, L]; 0 at padding positions."""
         h = self.naive_first_layer(q, keys) if naive else self.decomposed_first_layer(q, keys)
-        packed = tf.boolean_mask(h, mask)                                    # [n_valid, h]
-        act = self.first_act
-        packed = act(packed, training=training) if isinstance(act, Dice) else act(packed)
-        packed = tf.squeeze(self.rest(packed, training=training), -1)       # [n_valid]
+        packed = self._activate(tf.boolean_mask(h, mask), training)          # [n_valid]
         return tf.scatter_nd(tf.where(mask), packed, tf.shape(mask, out_type=tf.int64))
 
-    def call(self, q, keys, valid, bias=None, training=None, naive: bool = False):
-        # `valid`, not `mask`: keras treats a call argument named mask as its own masking input
+    def call(self, q, keys, valid, bias=None, training=None, naive: bool = False, shared: bool = False):
+        """`shared`: keys [1, L, d] and valid [1, L] are one history every target shares (one
+        request), as torch's keys of batch size 1; `valid`, not `mask`: keras treats a call
+        argument named mask as its own masking input."""
+        if shared and not naive:
+            return self._shared_call(q, keys[0], valid[0], bias, training)
         mask = valid
         logits = self.scores(q, keys, mask, training=training, naive=naive)
         if bias is not None:
@@ -70,6 +86,18 @@ class TargetAttention(tf.keras.layers.Layer):
         else:
             weights = logits * tf.cast(mask, logits.dtype)
         return tf.einsum("bl,bld->bd", weights, keys)
+
+    def _shared_call(self, q, keys, mask, bias, training):
+        """One history keys [L, d] (valid: the left-aligned prefix of mask [L]) for all B targets.
+        Same result as the general path; nothing is repeated per target but q * k."""
+        k = keys[: tf.reduce_sum(tf.cast(mask, tf.int32))]                   # [n, d]
+        h = self.shared_first_layer(q, k)                                    # [B, n, h]
+        # the B * n rows the general path packs, in the same order: same Dice batch statistics
+        logits = tf.reshape(self._activate(tf.reshape(h, [-1, tf.shape(h)[2]]), training), tf.shape(h)[:2])
+        if bias is not None:
+            logits = logits + bias[:, : tf.shape(k)[0]]
+        weights = tf.nn.softmax(logits, axis=1) if self.normalization == "softmax" else logits
+        return weights @ k  # an empty history pools to zeros
 
     def load_torch(self, module) -> None:
         self.first_kernel.assign(module.first.weight.detach().numpy().T)

@@ -58,13 +58,19 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         """Sequence name -> [B, L, dim], through the target field's table."""
         return {s.name: self.lookup(s.target, features[s.name]) for s in self.sequences}
 
-    def target_and_history(self, features, sparse: dict, hist: dict):
+    def target(self, features, sparse: dict):
+        """q [B, item_dim]: the target item in the layout of a history position."""
         q = [sparse[s.target] for s in self.sequences]
-        k = [hist[s.name] for s in self.sequences]
         if self.moon is not None:
             q.append(self.moon(features["item_emb"]))
+        return tf.concat(q, axis=-1)
+
+    def history_keys(self, features):
+        """keys [B, L, item_dim]: every history position, aligned with `target`."""
+        k = list(self.history(features).values())
+        if self.moon is not None:
             k.append(self.moon(features["hist_emb"]))
-        return tf.concat(q, axis=-1), tf.concat(k, axis=-1)
+        return tf.concat(k, axis=-1)
 
     def history_width(self, features):
         if self.inputs.sequences:

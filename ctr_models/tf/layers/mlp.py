@@ -83,11 +83,11 @@ class MLP(tf.keras.layers.Layer):
         return self.out(x) if self.out is not None else x
 
     def load_torch(self, module) -> None:
-        """module: the torch MLP (an nn.Sequential of Linear, activation[, Dropout], ..., Linear)."""
-        from torch import nn
-
-        linears = [m for m in module if isinstance(m, nn.Linear)]
-        acts = [m for m in module if not isinstance(m, (nn.Linear, nn.Dropout))]
+        """module: the torch MLP (an nn.Sequential of Linear, activation[, Dropout], ..., Linear).
+        Its parts are told apart by class name: the TF mirror imports no torch."""
+        kind = [type(m).__name__ for m in module]
+        linears = [m for m, k in zip(module, kind) if k == "Linear"]
+        acts = [m for m, k in zip(module, kind) if k not in ("Linear", "Dropout")]
         for (dense, act, _, width), lin, tact in zip(self.blocks, linears, acts):
             load_linear(dense, lin, width)
             if hasattr(act, "load_torch"):

@@ -9,10 +9,12 @@ import tensorflow as tf
 
 
 def cosine_similarity(item_emb, hist_emb, mask, eps: float = 1e-8):
-    """[B, D], [B, L, D], bool [B, L] -> [B, L]; 0 at padding and for all-zero (unknown) vectors."""
+    """[B, D], [B or 1, L, D], bool [B or 1, L] -> [B, L]; 0 at padding and for all-zero (unknown)
+    vectors. A history of batch size 1 is shared by every target (one request), as in torch."""
     q = item_emb / tf.maximum(tf.norm(item_emb, axis=-1, keepdims=True), eps)
     k = hist_emb / tf.maximum(tf.norm(hist_emb, axis=-1, keepdims=True), eps)
-    return tf.einsum("bld,bd->bl", k, q) * tf.cast(mask, q.dtype)
+    sim = tf.squeeze(tf.matmul(q[:, None, :], k, transpose_b=True), 1)  # batch dims broadcast: [B, L]
+    return sim * tf.cast(mask, q.dtype)
 
 
 class SimTierHistogram(tf.keras.layers.Layer):
@@ -30,7 +32,9 @@ class SimTierHistogram(tf.keras.layers.Layer):
         return self.n_bins + 2
 
     def call(self, sim, valid):
-        mask = valid  # not named mask: keras treats a call argument named mask as its own masking input
+        # not named mask: keras treats a call argument named mask as its own masking input; a shared
+        # history's mask is [1, L]
+        mask = tf.broadcast_to(valid, tf.shape(sim))
         m = tf.cast(mask, sim.dtype)
         n = tf.reduce_sum(m, axis=1, keepdims=True)
         x = tf.clip_by_value(sim, -1.0, 1.0)
