@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 
 def module_fingerprint(module: nn.Module, *extra) -> str:
@@ -75,10 +76,15 @@ class TowerStore:
         """Write one new shard with these entries (values stacked along dim 0, one row per key)."""
         if not keys:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         shard = {"keys": list(keys), "values": {k: v.contiguous().clone() for k, v in values.items()}}
         path = self.dir / f"shard-{len(self.shards)}.pt"
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save(shard, tmp)
-        tmp.replace(path)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            torch.save(shard, tmp)
+            tmp.replace(path)
+        except OSError as e:  # a read-only dataset folder, a full disk: the run goes on without the store
+            tqdm.write(f"warning: cannot write the tower store {self.dir} ({e}); this run's tower outputs are not "
+                       "kept: pass a writable --cache-dir")
+            tmp.unlink(missing_ok=True)
         self._add_shard(shard)
