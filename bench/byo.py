@@ -5,9 +5,13 @@ Each seed runs examples/bring_your_own_catalogue.py end to end: a generated purc
 the items that exist at the time by recent popularity, the MOON encoder on the log before the
 validation period, both DINs trained and measured on the same time split. Prints per seed the test
 AUC and the cold-item AUC (test rows whose item never appeared in train / validation) of both
-models and the difference; the seed changes the shop, the negatives, the encoder and the models.
+models and the difference, and the number of cold-item test rows (a cold AUC over a few dozen rows
+is noise); the seed changes the shop, the negatives, the encoder and the models.
 
-    nice -n 5 python bench/byo.py --items 600 --seeds 0,1,2 --epochs 2 --workdir runs/bench_byo
+    nice -n 5 python bench/byo.py --items 1000 --seeds 0,1,2 --epochs 2 --workdir runs/bench_byo_1000
+    # or one process per seed, then the table:
+    for s in 0 1 2; do OMP_NUM_THREADS=1 nice -n 5 python bench/byo.py --items 1000 --seeds $s \
+        --workdir runs/bench_byo_1000 & done; wait; python bench/byo.py --items 1000 --workdir runs/bench_byo_1000
 
 A seed whose <workdir>/seed<N>/summary.json exists is read, not run again: seeds can run as
 parallel processes (one --seeds N each) and a last call prints the table of all of them.
@@ -27,7 +31,7 @@ from bring_your_own_catalogue import run  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--items", type=int, default=600)
+    p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=2, help="DIN epochs (best validation epoch kept)")
     p.add_argument("--encoder-epochs", type=int, default=0, help="epochs of each encoder stage (0: the preset's)")
@@ -45,16 +49,18 @@ def main() -> None:
                     per_positive=args.per_positive)
             seconds = round(time.perf_counter() - t0)
             done.write_text(json.dumps({**s, "seconds": seconds}, indent=2, default=str))
-        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": seconds})
+        cold = json.loads((workdir / "models" / "din_ids" / "config.json").read_text())["metrics"]["cold_items_test"]
+        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": seconds, "cold_rows": int(cold.get("n", 0))})
     print(f"\nBYO bench: {args.items} items, purchase-only, sparse ids, 70% without text, "
           f"{args.per_positive} negatives per purchase, DIN {args.epochs} epochs, encoder demo preset "
           f"({args.encoder_epochs or 'its own'} epochs per stage)")
     print(f"{'seed':>4} | {'test AUC ids':>12} {'+ MOON':>8} {'diff':>8} | {'cold AUC ids':>12} {'+ MOON':>8} "
-          f"{'diff':>8} | {'s':>5}")
+          f"{'diff':>8} {'cold rows':>9} | {'s':>5}")
     for r in rows:
         i, m = r["ids"], r["moon"]
         print(f"{r['seed']:>4} | {i['test_auc']:>12.4f} {m['test_auc']:>8.4f} {m['test_auc'] - i['test_auc']:>+8.4f} | "
-              f"{i['cold_auc']:>12.4f} {m['cold_auc']:>8.4f} {m['cold_auc'] - i['cold_auc']:>+8.4f} | {r['seconds']:>5}")
+              f"{i['cold_auc']:>12.4f} {m['cold_auc']:>8.4f} {m['cold_auc'] - i['cold_auc']:>+8.4f} {r['cold_rows']:>9} | "
+              f"{r['seconds']:>5}")
     wins = sum(r["moon"]["test_auc"] > r["ids"]["test_auc"] and r["moon"]["cold_auc"] > r["ids"]["cold_auc"]
                for r in rows)
     print(f"+ MOON beats ids-only on both test and cold AUC in {wins} of {len(rows)} seeds")
