@@ -26,7 +26,7 @@ from .store.sources import entity_rows
 from .training.train import time_split, train_from_feast
 
 EMBEDDING_VERSION = 1
-EMBEDDING_DIM = 64  # the demo encoder's 32 trained + 32 content dimensions
+EMBEDDING_DIM = 96  # the demo encoder's 32 content + 32 taste + 32 trained dimensions
 
 
 def _step(n: int, text: str) -> None:

@@ -32,7 +32,7 @@ CATEGORIES = ["shoe", "hat", "bag"]
 # The from-scratch towers of the demo preset before it moved to frozen pretrained ones: small
 # and fast; the preset's colour token and whitening still apply.
 TINY = dict(image_tower="vit", text_tower="bert", freeze_image_tower=False, freeze_text_tower=False,
-            content_dims=0, image_size=16, patch_size=8, hidden_size=16, num_heads=2, text_hidden_size=16, text_layers=1,
+            content_dims=0, taste_dims=0, image_size=16, patch_size=8, hidden_size=16, num_heads=2, text_hidden_size=16, text_layers=1,
             text_heads=2, fusion_layers=1, image_layers=1, max_text_length=8, embedding_dims=[8, 16])
 FAST = dict(pretrain_epochs=1, posttrain_epochs=1, batch_size=8, queue_size=16, augment_views=1,
             max_pairs_per_epoch=32)

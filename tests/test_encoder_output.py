@@ -16,7 +16,8 @@ from test_encoder import FAST, _make_dataset
 
 FROZEN = dict(image_tower="efficientnet_lite0", image_size=32, text_tower="minilm", freeze_image_tower=True,
               freeze_text_tower=True, tower_skip=True, hidden_size=16, num_heads=2, fusion_layers=1,
-              max_text_length=8, embedding_dims=[8, 16], colour_bins=2, whiten_output=True, content_dims=6)
+              max_text_length=8, embedding_dims=[8, 16], colour_bins=2, whiten_output=True, content_dims=6,
+              taste_dims=4)
 
 
 def test_colour_histogram_puts_a_solid_colour_in_its_bin():
@@ -72,21 +73,22 @@ def frozen_encoder(tmp_path_factory):
     return ds, out
 
 
-def test_served_embedding_is_content_beside_whitened_trained_part(frozen_encoder):
+def test_served_embedding_is_content_taste_and_whitened_trained_part(frozen_encoder):
     ds, model_dir = frozen_encoder
     model, featurizer = load_encoder(model_dir)  # the fitted buffers round-trip through the folder
-    assert model.config.served_dims == [14, 22]
+    assert model.config.served_dims == [18, 26]
     assert not torch.equal(model.output.whiten_matrix, torch.eye(16))  # fitted, not the identity
     items = ds.items.sort_values("item_id")
     batch = featurizer.batch(featurizer.featurize(items, ds.root))
-    z = model.embed(batch, "multimodal", 22)
-    assert z.shape == (len(items), 22)
+    z = model.embed(batch, "multimodal", 26)
+    assert z.shape == (len(items), 26)
     assert torch.allclose(z.norm(dim=-1), torch.ones(len(items)), atol=1e-5)
-    # both halves weigh the same: each is a unit vector scaled by 1/sqrt(2)
-    assert torch.allclose(z[:, :6].norm(dim=-1), torch.full((len(items),), 2 ** -0.5), atol=1e-5)
+    # content, taste and trained parts weigh the same: each is a unit vector scaled by 1/sqrt(3)
+    for part in (z[:, :6], z[:, 6:10], z[:, 10:]):
+        assert torch.allclose(part.norm(dim=-1), torch.full((len(items),), 3 ** -0.5), atol=1e-5)
     # the catalogue is spread out, not crowded in one direction
     assert F.normalize(z, dim=-1).mean(0).norm() < 0.5
-    with pytest.raises(UnsupportedDimensionError, match=r"\[14, 22\]"):
+    with pytest.raises(UnsupportedDimensionError, match=r"\[18, 26\]"):
         model.embed(batch, "multimodal", 16)
 
 
@@ -95,4 +97,4 @@ def test_reloaded_encoder_embeds_identically(frozen_encoder):
     a, fa = load_encoder(model_dir)
     b, _ = load_encoder(model_dir)
     batch = fa.batch(fa.featurize(ds.items.sort_values("item_id"), ds.root))
-    assert np.array_equal(a.embed(batch, "multimodal", 14).numpy(), b.embed(batch, "multimodal", 14).numpy())
+    assert np.array_equal(a.embed(batch, "multimodal", 18).numpy(), b.embed(batch, "multimodal", 18).numpy())

@@ -96,16 +96,18 @@ class CatalogueCache:
         return b
 
     @torch.no_grad()
-    def fit_output(self, model: MoonItemEncoder, batch_size: int = 256) -> None:
-        """Fit what `embed` serves (whitening, content projection) on every clean item."""
+    def fit_output(self, model: MoonItemEncoder, batch_size: int = 256) -> torch.Tensor | None:
+        """Fit what `embed` serves (whitening, content projection) on every clean item; returns
+        the items' content features (for the taste head) or None."""
         model.eval()
         z, content = [], []
         for i in range(0, len(self), batch_size):
             b = self.batch(np.arange(i, min(i + batch_size, len(self))))
             z.append(model(b, modes=("multimodal",)).multimodal)
-            if model.config.content_dims:
+            if model.uses_content:
                 content.append(model.content_features(b, model.raw_tokens(b)))
         model.output.fit(torch.cat(z), torch.cat(content) if content else None)
+        return torch.cat(content) if content else None
 
     @torch.no_grad()
     def embed_all(self, model: MoonItemEncoder, mode: str, dim: int, view: int = 0, batch_size: int = 256,

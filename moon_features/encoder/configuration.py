@@ -75,6 +75,7 @@ class MoonEncoderConfig(PretrainedConfig):
         colour_bins: int = 0,
         whiten_output: bool = False,
         content_dims: int = 0,
+        taste_dims: int = 0,
         text_columns: tuple[str, ...] | list[str] = ("title",),
         init_temperature: float = 0.07,
         behaviour_temperature: float = 0.07,
@@ -94,8 +95,8 @@ class MoonEncoderConfig(PretrainedConfig):
 
     @property
     def served_dims(self) -> list[int]:
-        """Sizes `embed` can serve: each trained prefix plus the content part."""
-        return [d + self.content_dims for d in self.embedding_dims]
+        """Sizes `embed` can serve: each trained prefix plus the content and taste parts."""
+        return [d + self.content_dims + self.taste_dims for d in self.embedding_dims]
 
     def check_dim(self, dim: int | None) -> int:
         """The dimension to serve: `dim`, or the largest when None."""
@@ -112,7 +113,7 @@ class MoonEncoderConfig(PretrainedConfig):
                 "text_hidden_size", "text_layers", "text_heads", "max_text_length", "vocab_size",
                 "hidden_size", "num_heads", "fusion_layers", "ffn_multiplier", "attribute_vocab",
                 "max_attribute_tokens", "embedding_dims", "tower_skip", "text_columns", "colour_bins",
-                "whiten_output", "content_dims")
+                "whiten_output", "content_dims", "taste_dims")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -132,9 +133,10 @@ def _check(s: dict) -> None:
         raise EncoderError(f"hidden_size {s['hidden_size']} must be divisible by num_heads {s['num_heads']}")
     if s["colour_bins"] < 0 or s["colour_bins"] > 16:
         raise EncoderError(f"colour_bins must be 0 (off) .. 16 per channel, got {s['colour_bins']}")
-    if s["content_dims"] and not (s["freeze_image_tower"] and s["freeze_text_tower"]):
-        raise EncoderError("content_dims > 0 projects the frozen towers' features: set freeze_image_tower "
-                           "and freeze_text_tower (or content_dims=0)")
+    for part in ("content_dims", "taste_dims"):
+        if s[part] and not (s["freeze_image_tower"] and s["freeze_text_tower"]):
+            raise EncoderError(f"{part} > 0 reads the frozen towers' features: set freeze_image_tower "
+                               f"and freeze_text_tower (or {part}=0)")
 
 
 def _tower_configs(s: dict) -> tuple[dict | None, dict | None]:
@@ -163,6 +165,7 @@ def _normalised(s: dict) -> dict:
     out["embedding_dims"] = sorted(int(d) for d in s["embedding_dims"])
     out["tower_skip"], out["whiten_output"] = bool(s["tower_skip"]), bool(s["whiten_output"])
     out["colour_bins"], out["content_dims"] = int(s["colour_bins"]), int(s["content_dims"])
+    out["taste_dims"] = int(s["taste_dims"])
     columns = [s["text_columns"]] if isinstance(s["text_columns"], str) else list(s["text_columns"])
     out["text_columns"] = columns or ["title"]
     return out
@@ -205,14 +208,15 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # Frozen pretrained towers (outputs cached once), a colour token, a small trainable fusion;
-    # served: 32 whitened content dims from the towers beside the whitened trained vector. The
+    # served: 32 whitened content dims from the towers, 32 taste dims (the towers' features trained on
+    # click histories, taste.py) and the whitened trained vector. The
     # demo must finish in ~2 minutes on 2 cores. docs/encoder.md "Where the signal was lost"
     # has the measurements that chose it (the from-scratch ViT it replaces lost colour).
     "demo": Preset("demo", dict(image_tower="efficientnet_lite0", image_size=64, text_tower="minilm",
                                 freeze_image_tower=True, freeze_text_tower=True, tower_skip=True,
                                 hidden_size=128, num_heads=4, fusion_layers=1, max_text_length=16,
                                 dropout=0.0, embedding_dims=[16, 32, 64], colour_bins=4,
-                                whiten_output=True, content_dims=32),
+                                whiten_output=True, content_dims=32, taste_dims=32),
                    TrainSchedule(pretrain_epochs=2, posttrain_epochs=2, batch_size=64, view_weight=1.0,
                                  queue_size=256, augment_views=1, max_pairs_per_epoch=4000)),
     # Pretrained towers frozen (outputs cached), trainable fusion: the MovieLens benchmark preset.
@@ -226,7 +230,7 @@ PRESETS: dict[str, Preset] = {
                                   hidden_size=128, num_heads=4, fusion_layers=2, max_text_length=24,
                                   dropout=0.0, embedding_dims=[32, 64, 128], tower_skip=True,
                                   text_columns="auto", colour_bins=4,
-                                  whiten_output=True, content_dims=32),
+                                  whiten_output=True, content_dims=32),  # taste part: not yet measured here
                     # dropout costs ~15% of a CPU step; weight decay + frozen towers regularise instead
                     # one stage-2 pass over 16,384 distinct pairs at lr 5e-4: measured (docs/benchmarks.md),
                     # repeating fewer pairs memorises training-period pairs, 32,768 gained nothing more

@@ -179,8 +179,8 @@ class MoonItemEncoder(MoonPreTrainedModel):
         self.colour_proj = nn.Linear(n_colours, h) if n_colours else None
         self.colour_skip = nn.Linear(n_colours, h) if n_colours and config.tower_skip else None
         blocks = [self.image_tower.out_channels] + ([n_colours] if n_colours else []) + [self.text_tower.out_channels]
-        self.output = EmbeddingOutput(config.max_dim, config.whiten_output, blocks if config.content_dims else [],
-                                      config.content_dims)
+        self.output = EmbeddingOutput(config.max_dim, config.whiten_output, blocks if self.uses_content else [],
+                                      config.content_dims, config.taste_dims)
         self.head = nn.Linear(h, config.max_dim)  # Matryoshka: every prefix is an embedding
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
         # Stage 2 has its own learnable temperature: image<->own-title matching is nearly
@@ -285,8 +285,13 @@ class MoonItemEncoder(MoonPreTrainedModel):
         raw = self.raw_tokens(batch)  # once, for the fusion and the content part
         batch = replace(batch, image_raw=raw[0], text_raw=raw[1])
         z = getattr(self(batch, modes=(mode,)), mode)
-        content = self.content_features(batch, raw, mode) if self.config.content_dims else None
-        return self.output(z, content, served - self.config.content_dims)
+        content = self.content_features(batch, raw, mode) if self.uses_content else None
+        return self.output(z, content, served - self.config.content_dims - self.config.taste_dims)
+
+    @property
+    def uses_content(self) -> bool:
+        """Whether the served vector reads the frozen towers' content features."""
+        return bool(self.config.content_dims or self.config.taste_dims)
 
     def content_features(self, batch: ItemBatch, raw, mode: str = "multimodal") -> torch.Tensor:
         """The frozen towers' view of each item: pooled image features, colour histogram and mean

@@ -15,8 +15,11 @@ the embedding job, evaluation and any later run embed exactly the same way):
   training) and the CTR models lost most of their lift with it; the content part keeps it
   whatever the training objective does, and the trained part adds the behaviour signal.
 
-The served vector of trained dim d is L2-normalised [content (k) ; trained (d)], each half
-normalised first so that both weigh the same; its size is d + k.
+* A taste part (`config.taste_dims` = t, encoder/taste.py): the content features mapped by a small
+  MLP trained on users' click histories, so that items one user would click lie together.
+
+The served vector of trained dim d is L2-normalised [content (k) ; taste (t) ; trained (d)], each
+part normalised first so that all weigh the same; its size is d + k + t.
 """
 from __future__ import annotations
 
@@ -24,30 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _whitening(x: torch.Tensor, shrinkage: float, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, matrix) that centre rows of x, rotate them to principal components (largest first,
-    the first `keep`) and scale each to unit variance; `shrinkage` (a fraction of the mean
-    variance) keeps near-empty directions from being blown up into noise."""
-    x = x.double()
-    mean = x.mean(0)
-    # SVD of the centred rows, not eigh of the covariance: a tower's width (1,280) can exceed the
-    # number of items, and eigh fails on such a rank-deficient matrix.
-    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-    var = s ** 2 / max(len(x) - 1, 1)
-    matrix = vt.T / (var + shrinkage * var.mean()).sqrt()
-    keep = x.shape[1] if keep is None else keep
-    if matrix.shape[1] < keep:  # fewer items than dimensions asked for: the rest stay zero
-        matrix = torch.cat([matrix, matrix.new_zeros(matrix.shape[0], keep - matrix.shape[1])], dim=1)
-    return mean.float(), matrix[:, :keep].float()
+from .taste import TasteHead
+from .whitening import whitening
 
 
 class EmbeddingOutput(nn.Module):
     """Raw encoder outputs (+ content features) -> the served embedding."""
 
-    def __init__(self, max_dim: int, whiten: bool, content_blocks: list[int], content_dims: int):
+    def __init__(self, max_dim: int, whiten: bool, content_blocks: list[int], content_dims: int,
+                 taste_dims: int = 0):
         super().__init__()
         self.whiten, self.content_dims = whiten, content_dims
+        self.taste = TasteHead(content_blocks, taste_dims) if taste_dims else None  # fitted by fit_taste
         self.content_blocks = list(content_blocks)
         content_width = sum(content_blocks)
         if whiten:  # identity until fitted
@@ -61,7 +52,7 @@ class EmbeddingOutput(nn.Module):
     def fit(self, z: torch.Tensor, content: torch.Tensor | None, shrinkage: float = 0.01) -> None:
         """z: raw multimodal outputs (N, max_dim); content: content features (N, width)."""
         if self.whiten:
-            mean, matrix = _whitening(F.normalize(z, dim=-1), shrinkage)
+            mean, matrix = whitening(F.normalize(z, dim=-1), shrinkage)
             self.whiten_mean.copy_(mean)
             self.whiten_matrix.copy_(matrix)
         if self.content_dims:
@@ -72,17 +63,19 @@ class EmbeddingOutput(nn.Module):
             self.content_matrix.zero_()
             row = col = 0
             for width, keep in zip(self.content_blocks, shares):
-                mean, matrix = _whitening(content[:, row: row + width], shrinkage, keep=keep)
+                mean, matrix = whitening(content[:, row: row + width], shrinkage, keep=keep)
                 self.content_mean[row: row + width] = mean
                 self.content_matrix[row: row + width, col: col + keep] = matrix
                 row, col = row + width, col + keep
 
     def forward(self, z: torch.Tensor, content: torch.Tensor | None, dim: int) -> torch.Tensor:
-        """z: raw outputs (B, max_dim); dim: the trained part's size -> (B, dim [+ content_dims])."""
+        """z: raw outputs (B, max_dim); dim: the trained part's size -> (B, [content_dims +
+        taste_dims +] dim)."""
         if self.whiten:
             z = (F.normalize(z, dim=-1) - self.whiten_mean) @ self.whiten_matrix
-        trained = F.normalize(z[..., :dim], dim=-1)
-        if not self.content_dims:
-            return trained
-        c = F.normalize((content - self.content_mean) @ self.content_matrix, dim=-1)
-        return torch.cat([c, trained], dim=-1) / 2 ** 0.5
+        parts = [F.normalize(z[..., :dim], dim=-1)]
+        if self.taste is not None:
+            parts.insert(0, self.taste(content))
+        if self.content_dims:
+            parts.insert(0, F.normalize((content - self.content_mean) @ self.content_matrix, dim=-1))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1) / len(parts) ** 0.5

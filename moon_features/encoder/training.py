@@ -30,6 +30,7 @@ from .losses import alignment_loss, inter_product_loss
 from .modeling import MoonItemEncoder
 from .pairs import co_engagement_pairs, symmetric
 from .runtime import TimeEstimate, set_threads
+from .taste import click_histories, fit_taste
 
 CHECKPOINT_DIR, MODEL_DIR = "checkpoint", "model"
 
@@ -311,6 +312,23 @@ def _run_epochs(model, featurizer, data: TrainingData, schedule, seed, ckpt, sta
     return history, start, False
 
 
+def _fit_served_parts(model, cache, dataset, seed: int, progress: bool) -> list[float]:
+    """After training: whitening, content projection and the taste head (trained on the same
+    interactions as the encoder, so `before` keeps it leak-free). Returns the taste losses."""
+    config = model.config
+    if not (config.whiten_output or model.uses_content):
+        return []
+    content = cache.fit_output(model)
+    if not config.taste_dims:
+        return []
+    examples = click_histories(dataset.interactions, cache.row_of, seed=seed)
+    losses = fit_taste(model.output.taste, content, examples, seed=seed, progress=progress)
+    if progress:
+        print(f"taste head: {len(examples['label']):,} impressions with a click history, "
+              f"loss {' -> '.join(f'{v:.4f}' for v in losses)}")
+    return [round(v, 5) for v in losses]
+
+
 def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path = "runs/encoder", seed: int = 0,
                   model_overrides: dict | None = None, schedule_overrides: dict | None = None,
                   resume: bool = True, progress: bool = True, pretrained_towers: bool = True,
@@ -345,14 +363,14 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
                                           stop_after_epoch)
     if stopped:
         return ckpt
-    if config.whiten_output or config.content_dims:
-        data.cache.fit_output(model)
+    taste_losses = _fit_served_parts(model, data.cache, dataset, seed, progress)
     summary = {"preset": preset.name, "seed": seed, "schedule": schedule.to_dict(), "threads": threads,
                "dataset": dataset.meta.name, "before": None if before is None else str(before),
                "interactions": int(len(dataset.interactions)), "text_columns": text_columns,
                "items": len(items), "items_with_image": int(data.cache.items.has_image.sum()),
                "bad_images": {str(k): v for k, v in data.cache.items.bad_images.items()},
                "co_engagement_pairs": int(len(data.pairs)), "history": history, **data.tower_stats,
+               "taste_losses": taste_losses,
                "train_seconds": round(time.time() - t0, 1),  # this call only: a resumed run did less
                "resumed_after_epoch": start if state is not None else None,
                "epoch_seconds": round(sum(h["seconds"] for h in history), 1)}  # every epoch, any process

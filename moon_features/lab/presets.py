@@ -71,7 +71,7 @@ PRESETS: dict[str, LabPreset] = {
         name="tiny", dataset="synthetic", encoder_preset="demo",
         # from-scratch towers (small and quick); the demo preset's frozen pretrained ones cost more
         model_overrides=dict(image_tower="vit", text_tower="bert", freeze_image_tower=False,
-                             freeze_text_tower=False, content_dims=0, patch_size=8, image_size=32,
+                             freeze_text_tower=False, content_dims=0, taste_dims=0, patch_size=8, image_size=32,
                              hidden_size=32, num_heads=2, text_hidden_size=32),
         schedule=dict(pretrain_epochs=1, posttrain_epochs=2, batch_size=32, queue_size=64,
                       max_pairs_per_epoch=128, augment_views=1),
