@@ -19,13 +19,13 @@ Feast pushes (the /events path). Request: that user, 200 candidates.
           thread per client; bounded by --requests and --seconds per level)
 
   paths: each of --backends is timed in its own fresh process and served by its own server:
-          torch, onnx, onnx-int8 (CTRScorer's model runtime, on the plain artifact) and projected
-          (torch on the projected item view, serving/projected.py: the artifact after
-          `moon-features export --projected-items`); the bench prints the server's CPU per
+          torch, onnx, onnx-int8 (CTRScorer's model runtime, on the plain artifact), projected and
+          projected-onnx (torch / onnxruntime on the projected item view, serving/projected.py: the
+          artifact after `moon-features export --projected-items`); the bench prints the server's CPU per
           request for each, and each one's max |score - torch| on the request
 
     python bench/serving.py --redis 127.0.0.1:6379 --reps 300 --requests 2000 --seconds 20 [--din tiny] [--workers 2]
-        [--backends torch,projected,onnx,onnx-int8] [--levels 1,8,32]
+        [--backends torch,projected,projected-onnx,onnx,onnx-int8] [--levels 1,8,32]
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/
 from materialize import assert_classes  # noqa: E402  (bench/ is this script's folder)
 
 N_CANDIDATES, HISTORY, DIM = 200, 50, 128
+PROJECTED_PATHS = {"projected": "torch", "projected-onnx": "onnx"}  # path -> the scorer's backend
 
 
 def pct(samples) -> dict:
@@ -273,8 +274,8 @@ def path_scorer(request: dict, store, path: str, **kwargs):
     """CTRScorer of one path: projected = torch on the pinned artifact, the others on the plain one."""
     from moon_features.serving.scorer import CTRScorer
 
-    if path == "projected":
-        return CTRScorer(store, request["model_dir"], backend="torch", projected_items=True, **kwargs)
+    if path in PROJECTED_PATHS:
+        return CTRScorer(store, request["model_dir"], backend=PROJECTED_PATHS[path], projected_items=True, **kwargs)
     return CTRScorer(store, request["model_plain"], backend=path, projected_items=False, **kwargs)
 
 
@@ -355,7 +356,7 @@ def run(args) -> dict:
         # the plain artifact (never pinned) and, in model_dir, the one pinning its projected item view
         model_plain = tmp / "model_plain"
         shutil.copytree(setup.model_dir, model_plain)
-        if "projected" in args.backends:
+        if set(PROJECTED_PATHS) & set(args.backends):
             t = time.perf_counter()
             pin = build_projected_items(store, setup.model_dir)
             results["setup"]["projected_build_s"] = time.perf_counter() - t
@@ -400,10 +401,10 @@ def http_levels(args, setup, body_file: Path, backend: str) -> list[dict]:
 
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    model = setup.model_dir if backend == "projected" else setup.model_dir.parent / "model_plain"
+    model = setup.model_dir if backend in PROJECTED_PATHS else setup.model_dir.parent / "model_plain"
     server = subprocess.Popen([sys.executable, "-m", "moon_features.serving.cli", "serve", "--repo", str(setup.repo),
                                "--model-dir", str(model), "--port", str(port), "--workers", str(args.workers),
-                               "--backend", "torch" if backend == "projected" else backend], env=env)
+                               "--backend", PROJECTED_PATHS.get(backend, backend)], env=env)
     levels = []
     try:
         wait_healthy(port, server)
@@ -506,8 +507,10 @@ def main() -> None:
                    help="intra-op threads of the in-process CTRScorer (the HTTP workers keep 1 each)")
     p.add_argument("--din", choices=["default", "tiny"], default="default",
                    help="DINConfig defaults (the project's DIN+MOON) or the tests' tiny one (embed 8, attention (16,))")
-    p.add_argument("--backends", type=lambda t: t.split(","), default=["torch", "projected", "onnx", "onnx-int8"],
-                   help="paths to time, comma-separated (in process and over HTTP): torch, projected, onnx, onnx-int8")
+    p.add_argument("--backends", type=lambda t: t.split(","),
+                   default=["torch", "projected", "projected-onnx", "onnx", "onnx-int8"],
+                   help="paths to time, comma-separated (in process and over HTTP): torch, projected, "
+                        "projected-onnx, onnx, onnx-int8")
     p.add_argument("--levels", type=lambda t: [int(x) for x in t.split(",")], default=[1, 8, 32],
                    help="HTTP concurrency levels, comma-separated")
     p.add_argument("--json", default=None, help="also write the results here")

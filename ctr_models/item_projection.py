@@ -121,11 +121,12 @@ class ItemProjection(nn.Module):
             return attention_rest(att, y)
         gate = torch.add(y, self.dice_shift).sigmoid_()
         gate.mul_(self.dice_keep).add_(self.dice_alpha).mul_(y)
-        x = torch.addmm(self.lin_b, gate.view(-1, gate.shape[-1]), self.lin_w).view(*y.shape[:2], self.lin_w.shape[1])
+        x = torch.matmul(gate, self.lin_w) + self.lin_b  # no reshape: the ONNX export keeps B and n dynamic
         for layer in list(att.rest)[1:]:
             x = layer(x)
         return x.squeeze(-1)
 
+    @torch.inference_mode()
     def request_part(self, sparse: dict[str, torch.Tensor], dense: dict[str, torch.Tensor]) -> torch.Tensor:
         """[1, H]: the DNN first layer's bias plus the request's fields (user, context), once."""
         emb = self.model.embedding

@@ -24,6 +24,7 @@ from .serving_graph import dynamic_axes, example_inputs, graph_input_names, serv
 OPSET = 17
 OUTPUT_NAMES = ("logit", "score")
 FORMATS = ("onnx", "onnx-int8")
+PROJECTION_INPUTS = ("request", "cand", "hist")
 
 
 class OnnxExportError(ValueError):
@@ -40,6 +41,20 @@ def onnx_bytes(model: nn.Module) -> bytes:
                           output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes(model.inputs),
                           opset_version=OPSET, dynamo=False)
     return _with_metadata(buf.getvalue(), model)
+
+
+def projection_onnx_bytes(projection: nn.Module) -> bytes:
+    """ItemProjection's per-request forward (request [1, H], cand [B, W], hist [n, W] -> logit [B]) as
+    ONNX fp32, B and n dynamic: the projected item view's model call in onnxruntime."""
+    h = projection.widths["u"]
+    example = (torch.zeros(1, h), torch.zeros(3, projection.width), torch.zeros(2, projection.width))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(projection, example, buf, input_names=list(PROJECTION_INPUTS), output_names=["logit"],
+                          dynamic_axes={"cand": {0: "batch"}, "hist": {0: "history"}, "logit": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    return buf.getvalue()
 
 
 def _with_metadata(data: bytes, model: nn.Module) -> bytes:

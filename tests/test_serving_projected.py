@@ -37,9 +37,11 @@ def setup(tmp_path_factory):
     assert moon_cli(["export", "--projected-items", "--repo", str(s.repo), "--model-dir", str(s.model_dir)]) == 0
     store = open_store(s.repo)
     plain, projected = CTRScorer(store, plain_dir), CTRScorer(store, s.model_dir)
+    projected.onnx = CTRScorer(store, s.model_dir, backend="onnx")  # the forward in onnxruntime
     yield s, store, plain, projected
     plain.close()
     projected.close()
+    projected.onnx.close()
     delete_project_keys(s.project, REDIS)
 
 
@@ -52,7 +54,7 @@ def test_export_pins_a_materialized_versioned_view(setup):
     assert views[pin["view"]].tags["moon.projection_fingerprint"] == pin["fingerprint"]
     service = store.get_feature_service(pin["feature_service"])
     assert pin["view"] in [p.name for p in service.feature_view_projections]
-    assert projected.projected is not None and plain.projected is None
+    assert projected.projected is not None and plain.projected is None and projected.onnx.projected is not None
     assert projected.model_version == plain.model_version  # the pin is not part of the weights' id
 
 
@@ -66,7 +68,8 @@ def test_projected_scores_equal_the_plain_path(setup):
     for k, user in enumerate(users):
         items = np.r_[rng.choice(np.arange(1, 201), 150 if k % 2 else 7, replace=False), UNKNOWN, 0]
         want, got = plain.score_detailed(user, items), projected.score_detailed(user, items)
-        worst = max(worst, float(np.abs(want.scores - got.scores).max()))
+        worst = max(worst, float(np.abs(want.scores - got.scores).max()),
+                    float(np.abs(want.scores - projected.onnx.score(user, items)).max()))
         assert (want.item_found == got.item_found).all() and want.user_found == got.user_found
         assert (want.history_length, want.history_missing) == (got.history_length, got.history_missing)
         assert want.scores.std() > 1e-4

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import torch
 from torch import nn
 
 from ctr_models.batch import BatchShapeError, CTRBatch
-from ctr_models.onnx_export import onnx_bytes, quantize_int8
+from ctr_models.onnx_export import PROJECTION_INPUTS, onnx_bytes, projection_onnx_bytes, quantize_int8
 from ctr_models.serving_graph import graph_input_names
 
 ONNX_BACKENDS = ("onnx", "onnx-int8")
@@ -62,3 +63,16 @@ class OnnxScoringModel:
     def scores(self, batch: CTRBatch) -> np.ndarray:
         batch.validate(self.inputs)
         return self.session.run(["score"], self.feeds(batch))[0]
+
+
+class OnnxProjectionModel:
+    """The projected item view's model call (ctr_models.item_projection) in onnxruntime, fp32:
+    (request part, candidate rows, history rows) -> float32 scores [B]."""
+
+    def __init__(self, projection: nn.Module, threads: int = 1):
+        self.session = ort.InferenceSession(projection_onnx_bytes(projection), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+
+    def scores(self, inputs) -> np.ndarray:
+        logit = self.session.run(["logit"], {n: t.numpy() for n, t in zip(PROJECTION_INPUTS, inputs)})[0]
+        return torch.sigmoid(torch.from_numpy(logit)).numpy()

@@ -97,8 +97,14 @@ class ProjectedItems:
     candidates' and history items' rows in one pipelined read, then ItemProjection's forward."""
 
     def __init__(self, store: FeatureStore, reader: OnlineReader, projection: ItemProjection, view: FeatureView,
-                 spec: FeatureSpec):
+                 spec: FeatureSpec, runtime: str = "torch", threads: int = 1):
+        """runtime: torch, or onnx (the forward exported to onnxruntime at load, fp32)."""
         self.store, self.reader, self.projection, self.spec = store, reader, projection, spec
+        self._onnx = None
+        if runtime == "onnx":
+            from .onnx_model import OnnxProjectionModel
+
+            self._onnx = OnnxProjectionModel(projection, threads)
         self.view = view.name
         self.layout = ViewLayout.of(view, versioning_enabled(store.config))
         self._redis = None
@@ -164,6 +170,8 @@ class ProjectedItems:
 
     def forward(self, inputs: tuple) -> np.ndarray:
         """float32 click probabilities from prepare()'s inputs."""
+        if self._onnx is not None:
+            return self._onnx.scores(inputs)
         return torch.sigmoid(self.projection(*inputs)).numpy()
 
     def score(self, user_code: int, codes: np.ndarray, context_arrays: dict, lock) -> dict:

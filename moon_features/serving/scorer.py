@@ -123,7 +123,7 @@ class CTRScorer:
 
     `projected_items`: score DIN from the projected item view the artifact pins (serving/projected.py:
     per-item work read, not recomputed; same scores). None: when the artifact pins one and the
-    backend is torch; True: required (ProjectedItemsMismatchError without a valid pin); False: never.
+    backend is torch or onnx (its forward then runs in onnxruntime); True: required (ProjectedItemsMismatchError without a valid pin); False: never.
 
     Thread-safe; one model forward runs at a time per scorer while other requests' lookups and
     batch assembly go on. Concurrent forwards in one process only interleave under the GIL and
@@ -139,6 +139,7 @@ class CTRScorer:
             retain_freed_memory()
         if torch_threads:
             torch.set_num_threads(int(torch_threads))
+        self._torch_threads = torch_threads
         self.store = feature_store
         self.reader = OnlineReader(feature_store, spec)
         # The caller's ids -> the repo's dense codes (idmap.py); identity when features build kept them.
@@ -173,16 +174,18 @@ class CTRScorer:
 
     def _projected_items(self, model_dir, wanted: bool | None) -> ProjectedItems | None:
         pin = read_pin(model_dir)
-        if wanted is False or (wanted is None and (pin is None or self.backend != "torch")):
+        runtimes = ("torch", "onnx")  # fp32 only: int8 misses the scores' bound
+        if wanted is False or (wanted is None and (pin is None or self.backend not in runtimes)):
             return None
-        if pin is None or self.backend != "torch":
+        if pin is None or self.backend not in runtimes:
             raise ProjectedItemsMismatchError(
-                f"projected_items=True needs the torch backend (got {self.backend!r}) and an artifact that pins a "
+                f"projected_items=True needs the torch or onnx backend (got {self.backend!r}) and an artifact that pins a "
                 f"projected item view ({PIN_FILE} in the artifact folder): run `moon-features export "
                 f"--projected-items --repo {self.store.repo_path} --model-dir {model_dir}`")
         projection = projection_of(self.artifact, self.spec)
         view = check_pin(pin, self.store, projection, self.spec, model_dir)
-        return ProjectedItems(self.store, self.reader, projection, view, self.spec)
+        return ProjectedItems(self.store, self.reader, projection, view, self.spec, self.backend,
+                              int(self._torch_threads or 1))
 
     def run_model(self, batch: CTRBatch) -> np.ndarray:
         """float32 click probabilities of one request's batch, by the configured backend; one at a time."""
