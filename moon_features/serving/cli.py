@@ -1,5 +1,5 @@
-"""`moon-features serve` and `export` (check-consistency spans training and serving:
-moon_features.cli has it).
+"""`moon-features serve` and `export`: the parser (handlers: serving/commands.py; check-consistency
+spans training and serving: moon_features.cli has it).
 
 The main CLI calls `add_serving_commands(subparsers)`; `python -m moon_features.serving.cli`
 runs the same commands on their own.
@@ -7,58 +7,8 @@ runs the same commands on their own.
 from __future__ import annotations
 
 import argparse
-import os
 
-from ..command import exit_now, run
-from ..store.repo import open_store
-from .projected_build import build_projected_items
-
-
-def _serve(args) -> None:
-    import uvicorn
-
-    from .settings import ServingSettings
-
-    settings = ServingSettings.load(args.settings, repo=args.repo, model_dir=args.model_dir,
-                                    feature_store_yaml=args.config, host=args.host, port=args.port,
-                                    max_candidates=args.max_candidates, workers=args.workers,
-                                    backend=args.backend).require_paths()
-    print(f"serving {settings.model_dir} over {settings.repo} at http://{settings.host}:{settings.port} "
-          f"({settings.workers} worker(s), {settings.backend} backend; OpenAPI at /docs)", flush=True)
-    if settings.workers == 1:
-        from .app import create_app
-
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False)
-        return
-    # Worker processes build their own app from the environment: pass the merged settings there.
-    os.environ.update(settings.as_env())
-    uvicorn.run("moon_features.serving.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=settings.log_level, access_log=False)
-
-
-def _export(args) -> None:
-    if args.projected_items:
-        _export_projected(args)
-        return
-    if not args.out:
-        raise SystemExit("moon-features export: --out is required for the ONNX export")
-    from ctr_models.onnx_export import export_artifact
-
-    fmt = "onnx-int8" if args.quantize == "int8" else args.format
-    path, diff, names = export_artifact(args.model_dir, args.out, fmt)
-    print(f"exported {args.model_dir} -> {path} ({fmt}, {path.stat().st_size / 1e6:.2f} MB); inputs: "
-          f"{', '.join(names)}; outputs: logit, score; plain onnxruntime vs torch on an example: "
-          f"max |diff| = {diff:.1e}")
-
-
-def _export_projected(args) -> None:
-    if not args.repo:
-        raise SystemExit("moon-features export --projected-items: --repo is required (the Feast repo to materialize into)")
-    pin = build_projected_items(open_store(args.repo, args.config), args.model_dir)
-    print(f"projected item view {pin['view']} ({pin['items']} items x {pin['width']} floats, weights "
-          f"{pin['fingerprint']}) materialized; feature service {pin['feature_service']}; pinned in "
-          f"{args.model_dir}/projected_items.json")
+from ..command import exit_now, handler, run
 
 
 def add_serving_commands(subparsers) -> None:
@@ -74,7 +24,7 @@ def add_serving_commands(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None,
                    help="the model's runtime, default torch; onnx / onnx-int8 run the artifact's graph in "
                         "onnxruntime (onnx extra)")
-    p.set_defaults(func=_serve)
+    p.set_defaults(func=handler("moon_features.serving.commands:serve"))
 
     p = subparsers.add_parser("export", help="write a model artifact's serving graph as ONNX (onnxruntime / Triton), "
                                              "or (--projected-items) build its projected item view")
@@ -88,7 +38,7 @@ def add_serving_commands(subparsers) -> None:
     p.add_argument("--config", default=None, help="with --projected-items: another feature_store.yaml, e.g. the Redis one")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: onnxruntime dynamic quantization of the MatMul / Gemm weights")
-    p.set_defaults(func=_export)
+    p.set_defaults(func=handler("moon_features.serving.commands:export"))
 
 
 def main(argv: list[str] | None = None) -> int:
