@@ -56,7 +56,10 @@ def row_arrays(columns: Mapping[str, np.ndarray], spec: FeatureSpec) -> dict[str
     for f in spec.user_categorical + spec.item_categorical:
         arrays[f.name] = np.asarray(columns[f.name]).astype(np.int64)  # a copy: Arrow buffers are read-only
     for name in spec.user_dense + spec.item_dense:
-        arrays[name] = np.asarray(columns[name]).astype(np.float32)
+        # Standardised with the statistics `features build` recorded: raw prices (5-200) beside
+        # unit-norm embeddings and 1e-4-scale id embeddings slowed DIN's training (docs/concepts.md).
+        mean, std = spec.dense_stats.get(name, (0.0, 1.0))
+        arrays[name] = ((np.asarray(columns[name], dtype=np.float64) - mean) / std).astype(np.float32)
     return arrays
 
 

@@ -94,6 +94,9 @@ class FeatureSpec:
     # fingerprint of the item / user id maps (idmap.DatasetIds.fingerprint): a code means one raw id
     # only under one map; None in specs written before the maps existed (then nothing is checked)
     id_maps: str | None = None
+    # dense feature -> [mean, std] of the catalogue / users at `features build`: models read
+    # standardised values (batching.row_arrays); empty in specs written before (values read raw)
+    dense_stats: dict = field(default_factory=dict, hash=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived names --------------------------------------------------------------
@@ -157,6 +160,7 @@ class FeatureSpec:
                                       for f in d.get("item_categorical", ()))
         d["user_dense"] = tuple(d.get("user_dense", ()))
         d["item_dense"] = tuple(d.get("item_dense", ()))
+        d["dense_stats"] = {k: [float(m), float(sd)] for k, (m, sd) in d.get("dense_stats", {}).items()}
         d["embedding"] = EmbeddingSpec(**d["embedding"]) if d.get("embedding") else None
         return cls(**d)
 
@@ -200,6 +204,11 @@ class FeatureSpec:
         def vocab(df, col):
             return CategoricalFeature(col, tuple(sorted(df[col].dropna().astype(str).unique())))
 
+        def stats(df, col):
+            v = df[col].astype(float)
+            std = float(v.std()) if v.notna().sum() > 1 else 0.0
+            return [float(v.mean()) if v.notna().any() else 0.0, std if std > 0 else 1.0]
+
         return cls(
             name=meta.name,
             max_user_id=int(max_user_id or ds.users["user_id"].max()),
@@ -211,6 +220,8 @@ class FeatureSpec:
             max_len=max_len,
             sequence_attribute=meta.sequence_attribute,
             embedding=embedding,
+            dense_stats={**{c: stats(ds.users, c) for c in meta.user_dense},
+                         **{c: stats(ds.items, c) for c in meta.item_dense}},
         )
 
 

@@ -37,3 +37,25 @@ def test_mismatch_names_the_field(shop):
 def test_unsupported_dimension_is_refused():
     with pytest.raises(ValueError, match="unsupported"):
         EmbeddingSpec(1, 100)
+
+
+def test_dense_features_are_standardised_with_the_recorded_statistics(shop, tmp_path):
+    """features build records each dense feature's mean / std; training and serving both build
+    their rows through batching.row_arrays, so both read the same standardised values."""
+    from moon_features.batching import row_arrays
+
+    spec = FeatureSpec.from_dataset(shop)
+    price = shop.items["price"].astype(float)
+    assert spec.dense_stats["price"] == pytest.approx([price.mean(), price.std()])
+    back = FeatureSpec.load(spec.save(tmp_path / "spec.json"))
+    back.check_compatible(spec)  # survives the JSON round trip unchanged
+    ids = shop.items["item_id"].to_numpy()
+    columns = {"user_id": np.ones(len(ids), np.int64), "item_id": ids,
+               **{f.name: np.zeros(len(ids), np.int64) for f in spec.user_categorical + spec.item_categorical},
+               "price": shop.items["price"].to_numpy()}
+    z = row_arrays(columns, back)["price"]
+    assert abs(z.mean()) < 1e-5 and z.std(ddof=1) == pytest.approx(1.0, abs=1e-4)
+    old = FeatureSpec.from_dict({**spec.to_dict(), "dense_stats": {}})  # a spec from before: read raw
+    assert np.allclose(row_arrays(columns, old)["price"], columns["price"])
+    with pytest.raises(SpecMismatchError, match="dense_stats"):
+        spec.check_compatible(old)
