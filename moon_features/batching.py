@@ -56,11 +56,16 @@ def row_arrays(columns: Mapping[str, np.ndarray], spec: FeatureSpec) -> dict[str
     for f in spec.user_categorical + spec.item_categorical:
         arrays[f.name] = np.asarray(columns[f.name]).astype(np.int64)  # a copy: Arrow buffers are read-only
     for name in spec.user_dense + spec.item_dense:
-        # Standardised with the statistics `features build` recorded: raw prices (5-200) beside
-        # unit-norm embeddings and 1e-4-scale id embeddings slowed DIN's training (docs/concepts.md).
-        mean, std = spec.dense_stats.get(name, (0.0, 1.0))
-        arrays[name] = ((np.asarray(columns[name], dtype=np.float64) - mean) / std).astype(np.float32)
+        arrays[name] = standardised(spec, name, columns[name])
     return arrays
+
+
+def standardised(spec: FeatureSpec, name: str, values) -> np.ndarray:
+    """A dense feature as every model reads it, float32: standardised with the statistics
+    `features build` recorded. Raw prices (5-200) beside unit-norm embeddings and 1e-4-scale id
+    embeddings slowed DIN's training (docs/concepts.md)."""
+    mean, std = spec.dense_stats.get(name, (0.0, 1.0))
+    return ((np.asarray(values, dtype=np.float64) - mean) / std).astype(np.float32)
 
 
 def history_arrays(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, spec: FeatureSpec,

@@ -24,7 +24,7 @@ from feast import FeatureStore, FeatureView
 from ctr_models.artifact import ModelArtifact
 from ctr_models.item_projection import ItemProjection
 
-from ..batching import clip_ids, pad_ragged
+from ..batching import clip_ids, pad_ragged, standardised
 from ..spec import ITEM_PROFILE_VIEW, FeatureSpec, embedding_view_name
 from ..store import redis_codec as codec
 from ..store.definitions import EMBEDDING_DIM_TAG
@@ -137,7 +137,8 @@ class ProjectedItems:
         sparse["item_id"] = torch.from_numpy(codes[~found])
         emb = torch.zeros(n, self.spec.embedding.dim) if self.spec.embedding else None
         rows = rows.copy()
-        rows[~found] = p.rows(sparse, {d: torch.zeros(n) for d in p.item_dense}, emb, torch.zeros(n)).numpy()
+        zero = {d: torch.from_numpy(standardised(self.spec, d, np.zeros(n))) for d in p.item_dense}
+        rows[~found] = p.rows(sparse, zero, emb, torch.zeros(n)).numpy()
         return rows
 
     def request_part(self, user_code: int, profile: dict, context_arrays: dict) -> torch.Tensor:
@@ -145,7 +146,8 @@ class ProjectedItems:
         sparse = {"user_id": torch.from_numpy(clip_ids(np.array([user_code]), self.spec.max_user_id))}
         sparse.update({f.name: torch.tensor([int(profile.get(f.name, 0))]) for f in self.spec.user_categorical})
         sparse.update({k: torch.from_numpy(v[:1]) for k, v in context_arrays.items()})
-        dense = {n: torch.tensor([float(profile.get(n, 0.0))], dtype=torch.float32) for n in self.spec.user_dense}
+        dense = {n: torch.from_numpy(standardised(self.spec, n, [float(profile.get(n, 0.0))]))
+                 for n in self.spec.user_dense}
         return p.request_part({k: sparse[k] for k in p.request_fields}, dense)
 
     def prepare(self, user_code: int, codes: np.ndarray, context_arrays: dict) -> dict:

@@ -21,7 +21,7 @@ from feast.types import Array, Float32
 from ctr_models.artifact import from_pretrained
 from ctr_models.item_projection import ItemProjection
 
-from ..batching import clip_ids
+from ..batching import clip_ids, standardised
 from ..spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW, FeatureSpec, embedding_view_name
 from ..store.configs import DATA_DIR
 from ..store.definitions import EMBEDDING_DIM_TAG, NO_TTL, file_source, source_path
@@ -48,7 +48,7 @@ def item_rows(projection: ItemProjection, reader: OnlineReader, spec: FeatureSpe
     keep = batch.profile_found | (batch.embedding_found if version is not None else False)
     sparse = {"item_id": torch.from_numpy(clip_ids(ids[keep], spec.max_item_id))}
     sparse.update({f.name: torch.from_numpy(batch.profiles[f.name][keep].astype(np.int64)) for f in spec.item_categorical})
-    dense = {n: torch.from_numpy(batch.profiles[n][keep].astype(np.float32)) for n in spec.item_dense}
+    dense = {n: torch.from_numpy(standardised(spec, n, batch.profiles[n][keep])) for n in spec.item_dense}
     emb = torch.from_numpy(np.ascontiguousarray(batch.embeddings[keep])) if version is not None else None
     complete = torch.from_numpy(batch.profile_found[keep] & emb_found[keep])
     return ids[keep], projection.rows(sparse, dense, emb, complete).numpy()
