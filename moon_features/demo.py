@@ -17,11 +17,14 @@ from ctr_models.trainer import TrainerConfig
 
 from .data.layout import Dataset
 from .data.synthetic import generate_shop
+from .encoder.embed import embed_catalogue
+from .encoder.training import train_encoder
 from .features import build_feature_repo
 from .lab.signal import reference_lr, shop_ctr
+from .serving.scorer import CTRScorer
 from .spec import EmbeddingSpec, embedding_view_name
 from .store.bulk_writer import materialize_embeddings
-from .store.repo import DATA_DIR, materialize_all
+from .store.repo import DATA_DIR, materialize_all, open_store
 from .store.sources import entity_rows
 from .training.train import time_split, train_from_feast
 
@@ -40,9 +43,6 @@ def _before(ds: Dataset, cutoff) -> Dataset:
 
 
 def run_demo(workdir: Path, repo: Path, n_items: int = 1000, seed: int = 0, epochs: int = 3) -> dict:
-    from .encoder.embed import embed_catalogue
-    from .encoder.training import train_encoder
-
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -112,9 +112,6 @@ def _reference(ds: Dataset) -> dict:
 
 def _score_one_request(repo: Path, model_dir: Path, rows, seed: int) -> dict:
     """Score candidates for the most recent user through the online path (CTRScorer)."""
-    from .serving.scorer import CTRScorer
-    from .store.repo import open_store
-
     user = int(rows["user_id"].iloc[-1])
     candidates = np.random.default_rng(seed).choice(rows["item_id"].unique(), 20, replace=False).tolist()
     scorer = CTRScorer(open_store(repo), model_dir)

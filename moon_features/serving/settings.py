@@ -27,7 +27,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
+
+import yaml
 
 from .errors import SettingsError
 
@@ -82,8 +85,6 @@ class ServingSettings:
 
     def min_event_time(self):
         """events_min_time as an aware UTC datetime."""
-        from datetime import datetime, timezone
-
         try:
             t = datetime.fromisoformat(self.events_min_time.replace("Z", "+00:00"))
         except ValueError:
@@ -127,8 +128,6 @@ class ServingSettings:
 def _read_file(path: Path) -> dict:
     if not path.exists():
         raise SettingsError(f"serving config file {path} does not exist")
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
