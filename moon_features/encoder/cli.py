@@ -8,19 +8,12 @@ catalogue skips the tower pass.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from functools import partial
 
-from ..command import run
+from ..command import handler, run
 
 TOWER_CACHE_DIR = ".tower_cache"
-
-
-def _handler(name: str, args) -> int:
-    """Run commands.<name>: imported on first use, so that registering the parser stays light."""
-    return getattr(importlib.import_module(".commands", __package__), name)(args)
 
 
 def _common(p) -> None:
@@ -48,7 +41,7 @@ def _add_train(sub) -> None:
     t.add_argument("--pretrain-epochs", type=int)
     t.add_argument("--posttrain-epochs", type=int)
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
-    t.set_defaults(func=partial(_handler, "train"))
+    t.set_defaults(func=handler("moon_features.encoder.commands:train"))
 
 
 def _add_embed(sub) -> None:
@@ -63,7 +56,7 @@ def _add_embed(sub) -> None:
                    help="ray: Ray Data map_batches over --workers actors (needs moon-features[ray]; RAY_ADDRESS "
                         "for a cluster); the output equals the local job's")
     e.add_argument("--workers", type=int, default=2, help="Ray actors (one CPU each) with --engine ray")
-    e.set_defaults(func=partial(_handler, "embed"))
+    e.set_defaults(func=handler("moon_features.encoder.commands:embed"))
 
 
 def _add_evaluate(sub) -> None:
@@ -78,7 +71,7 @@ def _add_evaluate(sub) -> None:
     v.add_argument("--holdout", type=float, default=0.2, help="co-engagement: latest share of the log held out")
     v.add_argument("--max-pairs", type=int, default=2000, help="co-engagement: pairs sampled from the held-out log")
     v.add_argument("--no-baselines", action="store_true", help="co-engagement: skip the baselines")
-    v.set_defaults(func=partial(_handler, "evaluate"))
+    v.set_defaults(func=handler("moon_features.encoder.commands:evaluate"))
 
 
 def add_encoder_commands(subparsers) -> argparse.ArgumentParser:
