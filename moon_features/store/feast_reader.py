@@ -10,6 +10,7 @@ import numpy as np
 from ..spec import SEQUENCE_VIEW
 from .layout import FLOAT32_LIST, INT64, INT64_LIST, ViewLayout
 from .reader_base import ItemBatch, OnlineLookup, OnlineReaderBase, UserRow
+from .store_lock import thread_lock
 
 
 class FeastReader(OnlineReaderBase):
@@ -17,11 +18,15 @@ class FeastReader(OnlineReaderBase):
 
     backend = "feast"
 
+    def _online(self, refs: list[str], entity_rows: list[dict]) -> dict:
+        # under the store's lock: SQLite's one shared connection must not read while a push commits
+        with thread_lock(self.store):
+            return self.store.get_online_features(features=refs, entity_rows=entity_rows).to_dict()
+
     def _read_items(self, ids: np.ndarray, views: list[ViewLayout]) -> ItemBatch:
         n = len(ids)
         refs = [f"{v.view}:{f.name}" for v in views for f in v.features]
-        rows = (self.store.get_online_features(features=refs, entity_rows=[{"item_id": int(i)} for i in ids]).to_dict()
-                if n and refs else {})
+        rows = self._online(refs, [{"item_id": int(i)} for i in ids]) if n and refs else {}
         emb, emb_found = None, np.zeros(n, dtype=bool)
         profiles, prof_found = {}, np.zeros(n, dtype=bool)
         for f in (f for v in views for f in v.features):
@@ -39,7 +44,7 @@ class FeastReader(OnlineReaderBase):
     def user_features(self, user_id: int) -> UserRow:
         views = self._user_views()
         refs = [f"{v.view}:{f.name}" for v in views for f in v.features]
-        row = self.store.get_online_features(features=refs, entity_rows=[{"user_id": int(user_id)}]).to_dict()
+        row = self._online(refs, [{"user_id": int(user_id)}])
         values, found, seq_found = {}, False, False
         for v in views:
             for f in v.features:

@@ -20,7 +20,6 @@ microsecond after the stored time, so it is never silently dropped.
 from __future__ import annotations
 
 import fcntl
-import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,10 +36,9 @@ from . import redis_codec as codec
 from .append_script import SCRIPT
 from .configs import is_redis_config
 from .layout import ViewLayout, versioning_enabled
+from .store_lock import sqlite_path, thread_lock
 
 ONE_MICROSECOND = timedelta(microseconds=1)
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 def current_sequence(store: FeatureStore, user_id: int) -> tuple[list[int], datetime | None]:
@@ -123,11 +121,8 @@ class SequenceAppender:
     @contextmanager
     def _lock(self):
         """Thread lock per store, plus an exclusive file lock beside an SQLite database."""
-        path = _sqlite_path(self.store)
-        name = path or f"{self.store.repo_path}:{self.store.config.project}"
-        with _THREAD_LOCKS_GUARD:
-            lock = _THREAD_LOCKS.setdefault(name, threading.Lock())
-        with lock:
+        path = sqlite_path(self.store)
+        with thread_lock(self.store):
             if path is None:
                 yield
                 return
@@ -141,16 +136,6 @@ class SequenceAppender:
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
-
-
-def _sqlite_path(store: FeatureStore) -> str | None:
-    config = store.config
-    if getattr(config.online_store, "type", "") != "sqlite":
-        return None
-    path = Path(config.online_store.path)
-    if not path.is_absolute() and config.repo_path:
-        path = Path(config.repo_path) / path
-    return str(path.resolve())
 
 
 def append_positive_event(store: FeatureStore, spec: FeatureSpec, user_id: int, item_id: int,
