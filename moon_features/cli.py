@@ -57,6 +57,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--sparse-ids", action="store_true",
                    help="natural ids: item ids up to 949,551,001, user ids as text ('C' + 7 digits)")
     p.add_argument("--no-text-share", type=float, default=0.0, help="share of items without a title, e.g. 0.7")
+    p.add_argument("--context", action="store_true",
+                   help="add the log columns hour_of_day and device, which shift click rates (context features: "
+                        "`features build --context-columns hour_of_day,device`)")
     p.set_defaults(func=handler("moon_features.commands:data_generate"))
 
     p = data.add_parser("sample-negatives", help="add label-0 rows to a purchase-only log, honestly",
@@ -92,6 +95,9 @@ def _add_features_and_demo(sub) -> None:
     p.add_argument("--max-len", type=int, default=50, help="behaviour sequence length L")
     p.add_argument("--online", choices=["sqlite", "redis"], default=None,
                    help="rewrite feature_store.yaml for this online store (default: keep it)")
+    p.add_argument("--context-columns", default="",
+                   help="comma-separated interaction-log columns to train on as context features, e.g. "
+                        "hour_of_day,device; /score then needs them in its `context` (default: none)")
     p.set_defaults(func=handler("moon_features.commands:features_build"))
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")

@@ -17,7 +17,7 @@ from .features import build_feature_repo
 
 def data_generate(args) -> None:
     ds = generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
-                       weeks=args.weeks, seed=args.seed, image_size=args.image_size)
+                       weeks=args.weeks, seed=args.seed, image_size=args.image_size, context=args.context)
     # the shapes real catalogues arrive in (the "bring your own catalogue" path): data/shop_variants.py
     if args.purchase_only:
         ds = purchase_only(ds)
@@ -57,7 +57,8 @@ def data_validate(args) -> None:
 
 
 def features_build(args) -> None:
-    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online)
+    context = [c.strip() for c in (args.context_columns or "").split(",") if c.strip()]
+    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online, context_columns=context)
 
 
 def check_consistency(args) -> None:

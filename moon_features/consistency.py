@@ -105,6 +105,27 @@ def sample_rows(store: FeatureStore, n_rows: int, seed: int = 0, extra_users=(),
                          "label": np.zeros(k, dtype=np.int64)})
 
 
+def with_sampled_context(rows: pd.DataFrame, spec, seed: int = 0) -> pd.DataFrame:
+    """rows plus a raw value per context feature: vocabulary values, nulls and one value outside
+    the vocabulary, so that both paths' coding of known, null and unseen values is compared."""
+    rng = np.random.default_rng([seed, 1])
+    out = rows.copy()
+    for f in spec.context:
+        choices = [*f.vocabulary, None, "__unseen__"]
+        out[f.name] = [choices[i] for i in rng.integers(0, len(choices), len(rows))]
+    return out
+
+
+def request_context(rows: pd.DataFrame, idx: np.ndarray, spec) -> tuple:
+    """The /score `context` of each row in idx, as a hashable tuple of (name, value) (null: None)."""
+    def value(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        return int(v) if isinstance(v, (float, np.floating, np.integer)) else v
+    names = [f.name for f in spec.context]
+    return [tuple((n, value(rows[n].iloc[r])) for n in names) for r in idx]
+
+
 def _check_materialized(store: FeatureStore, spec) -> None:
     """Refuse to compare against views the online store never received: every online row would be
     missing (zeros), and the mismatches would point at features, not at the step left out."""
@@ -132,7 +153,8 @@ def _differing_features(scorer: CTRScorer, data: CTRData, rows: pd.DataFrame, ba
     for r in bad[:20]:
         user, item = int(rows.user_id.iloc[r]), int(rows.item_id.iloc[r])
         off = data.batch(np.array([r]))
-        on = online_batch(scorer.lookup(user, [item]), scorer.spec, scorer.inputs, user)
+        context = dict(request_context(rows, [r], scorer.spec)[0])
+        on = online_batch(scorer.lookup(user, [item]), scorer.spec, scorer.inputs, user, context)
         pairs = [(f"sparse.{k}", off.sparse[k], on.sparse[k]) for k in off.sparse]
         pairs += [(f"dense.{k}", off.dense[k], on.dense[k]) for k in off.dense]
         pairs += [(k, off.hist[k], on.hist[k]) for k in off.hist] + [("hist_len", off.hist_len, on.hist_len)]
@@ -142,6 +164,20 @@ def _differing_features(scorer: CTRScorer, data: CTRData, rows: pd.DataFrame, ba
             if a.shape != b.shape or not torch.equal(a, b.to(a.dtype)):
                 counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _online_scores(scorer: CTRScorer, rows: pd.DataFrame) -> np.ndarray:
+    """Each user's rows with one context as one /score request, through CTRScorer."""
+    online = np.zeros(len(rows), dtype=np.float32)
+    for user, idx in rows.groupby("user_id", sort=False).indices.items():
+        requests: dict[tuple, list[int]] = {}
+        for r, context in zip(idx, request_context(rows, idx, scorer.spec)):
+            requests.setdefault(context, []).append(r)
+        for context, part in requests.items():
+            # rows hold the repo's codes; the scorer takes the caller's own ids (idmap.py)
+            online[part] = scorer.score(scorer.ids.users.decode([user])[0],
+                                        scorer.ids.items.decode(rows.item_id.to_numpy()[part]), dict(context))
+    return online
 
 
 def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, seed: int = 0,
@@ -157,13 +193,12 @@ def check_consistency(store: FeatureStore, model_artifact, n_rows: int = 200, se
     tolerance = BACKEND_TOLERANCE.get(backend, 1e-5) if tolerance is None else tolerance
     scorer = CTRScorer(store, model_artifact, backend=backend)
     _check_materialized(store, scorer.spec)
-    rows = sample_rows(store, n_rows, seed) if rows is None else rows.reset_index(drop=True)
+    if rows is None:
+        rows = with_sampled_context(sample_rows(store, n_rows, seed), scorer.spec, seed)
+    rows = rows.reset_index(drop=True)
     data = training_data(store, scorer.spec, rows, use_moon=scorer.use_moon)
     offline = _offline_scores(scorer, data)
-    online = np.zeros(len(rows), dtype=np.float32)
-    for user, idx in rows.groupby("user_id", sort=False).indices.items():
-        # rows hold the repo's codes; the scorer takes the caller's own ids (idmap.py)
-        online[idx] = scorer.score(scorer.ids.users.decode([user])[0], scorer.ids.items.decode(rows.item_id.to_numpy()[idx]))
+    online = _online_scores(scorer, rows)
     out = rows[["user_id", "item_id", "event_timestamp"]].assign(
         offline=offline, online=online, diff=np.abs(offline.astype(np.float64) - online))
     report = ConsistencyReport(out, tolerance, scorer.reader.backend)

@@ -15,10 +15,12 @@ from .store.sources import write_sources
 
 
 def build_feature_repo(data: str | Path, repo: str | Path, max_len: int = 50, online: str | None = None,
-                       embedding: EmbeddingSpec | None = None) -> tuple[FeatureSpec, FeatureStore]:
+                       embedding: EmbeddingSpec | None = None,
+                       context_columns=()) -> tuple[FeatureSpec, FeatureStore]:
     """Write the spec and the sources of `data` into `repo` and apply it.
 
     The spec pins `embedding`, else the newest embedding version whose source is in <repo>/data.
+    context_columns: interaction-log columns that become context features (docs/concepts.md).
     """
     repo = Path(repo)
     if online or not (repo / "feature_store.yaml").exists():
@@ -27,11 +29,13 @@ def build_feature_repo(data: str | Path, repo: str | Path, max_len: int = 50, on
     if embedding is None:
         found = embedding_sources_in(repo / DATA_DIR)
         embedding = found[-1] if found else None
-    spec = replace(FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding), id_maps=ids.fingerprint())
+    spec = replace(FeatureSpec.from_dataset(ds, max_len=max_len, embedding=embedding, context_columns=context_columns),
+                   id_maps=ids.fingerprint())
     spec.save(repo / SPEC_FILE)
     paths = write_sources(ds, spec, repo / DATA_DIR)
     ids.save(repo / DATA_DIR)  # serving and `train --rows` map the user's ids with it
     store = apply_repo(repo)
     print(f"feature repo {repo}: {len(paths)} sources written, spec {spec.fingerprint()} "
-          f"(embedding {embedding.view_name if embedding else 'none'}; {ids.summary()}), applied")
+          f"(embedding {embedding.view_name if embedding else 'none'}; "
+          f"context {', '.join(f.name for f in spec.context) or 'none'}; {ids.summary()}), applied")
     return spec, store

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import MoonFeaturesError
+from .fields import (ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature, EmbeddingFeature,
+                     IdFeature, SequenceFeature)
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
 
 ITEM_PROFILE_VIEW = "item_profile"
@@ -25,6 +27,9 @@ EMBEDDING_FIELD = "embedding"
 # any multiple of 16 up to 1024: the encoder serves a trained prefix plus its content part
 # (e.g. 64 + 32 = 96), so the served sizes are not powers of two
 SUPPORTED_EMBEDDING_DIMS = tuple(range(16, 1025, 16))
+# columns of the entity rows that are no context feature (a context column may not take these names)
+ENTITY_ROW_COLUMNS = ("user_id", "item_id", "event_timestamp", "label")
+SPARSE_KINDS = ("id", "categorical", "context")
 
 
 class SpecError(MoonFeaturesError, ValueError):
@@ -97,6 +102,9 @@ class FeatureSpec:
     # dense feature -> [mean, std] of the catalogue / users at `features build`: models read
     # standardised values (batching.row_arrays); empty in specs written before (values read raw)
     dense_stats: dict = field(default_factory=dict, hash=False)
+    # per-request categoricals, columns of the entity rows (fields.ContextFeature); spec.json has
+    # the key only when there are some, so older specs keep their fingerprint
+    context: tuple[ContextFeature, ...] = ()
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived names --------------------------------------------------------------
@@ -105,16 +113,31 @@ class FeatureSpec:
         suffix = f"_moon_v{self.embedding.version}" if self.embedding else "_ids"
         return f"ctr_{self.name}{suffix}".replace("-", "_")
 
-    def feature_refs(self) -> list[str]:
-        """Feature references `view:feature` that a training row / online request needs."""
-        refs = [f"{USER_PROFILE_VIEW}:{f.name}" for f in self.user_categorical]
-        refs += [f"{USER_PROFILE_VIEW}:{n}" for n in self.user_dense]
-        refs += [f"{ITEM_PROFILE_VIEW}:{f.name}" for f in self.item_categorical]
-        refs += [f"{ITEM_PROFILE_VIEW}:{n}" for n in self.item_dense]
-        refs += [f"{SEQUENCE_VIEW}:hist_item_ids", f"{SEQUENCE_VIEW}:hist_len"]
+    def fields(self) -> tuple:
+        """The typed fields (moon_features.fields), in the order the model's inputs list them."""
+        stats = self.dense_stats
+
+        def dense(names, group, view):
+            return [DenseFeature(n, group, view, *stats.get(n, (0.0, 1.0))) for n in names]
+
+        out = [IdFeature("user_id", self.max_user_id + 1, "user"), IdFeature("item_id", self.max_item_id + 1, "item")]
+        out += [CategoricalField(f.name, f.vocab_size, "user", USER_PROFILE_VIEW) for f in self.user_categorical]
+        out += dense(self.user_dense, "user", USER_PROFILE_VIEW)
+        out += [CategoricalField(f.name, f.vocab_size, "item", ITEM_PROFILE_VIEW) for f in self.item_categorical]
+        out += dense(self.item_dense, "item", ITEM_PROFILE_VIEW)
+        out += list(self.context)
+        out.append(SequenceFeature("hist_item_id", "item_id", SEQUENCE_VIEW, ("hist_item_ids", "hist_len")))
+        if self.sequence_attribute:
+            out.append(SequenceFeature(f"hist_{self.sequence_attribute}", self.sequence_attribute, SEQUENCE_VIEW))
         if self.embedding:
-            refs.append(f"{self.embedding.view_name}:{EMBEDDING_FIELD}")
-        return refs
+            out.append(EmbeddingFeature(EMBEDDING_FIELD, self.embedding.version, self.embedding.dim,
+                                        self.embedding.view_name))
+        return tuple(out)
+
+    def feature_refs(self) -> list[str]:
+        """Feature references `view:feature` that a training row / online request needs: the
+        columns of every field read from a view (ids and context come with the entity rows)."""
+        return [f"{f.source}:{c}" for f in self.fields() if f.source != ENTITY_ROWS for c in f.columns]
 
     def item_feature(self, name: str) -> CategoricalFeature:
         for f in self.item_categorical:
@@ -123,19 +146,14 @@ class FeatureSpec:
         raise KeyError(f"no item categorical feature {name!r}")
 
     def model_inputs(self, use_moon: bool = True) -> ModelInputs:
-        sparse = [SparseField("user_id", self.max_user_id + 1, "user"),
-                  SparseField("item_id", self.max_item_id + 1, "item")]
-        sparse += [SparseField(f.name, f.vocab_size, "user") for f in self.user_categorical]
-        sparse += [SparseField(f.name, f.vocab_size, "item") for f in self.item_categorical]
-        sequences = [SequenceField("hist_item_id", "item_id")]
-        if self.sequence_attribute:
-            sequences.append(SequenceField(f"hist_{self.sequence_attribute}", self.sequence_attribute))
+        fields = self.fields()
+        moon = next((f.dim for f in fields if f.kind == "embedding"), None)
         return ModelInputs(
-            sparse=tuple(sparse),
-            dense=tuple(self.user_dense) + tuple(self.item_dense),
-            sequences=tuple(sequences),
+            sparse=tuple(SparseField(f.name, f.vocab_size, f.group) for f in fields if f.kind in SPARSE_KINDS),
+            dense=tuple(f.name for f in fields if f.kind == "dense"),
+            sequences=tuple(SequenceField(f.name, f.target) for f in fields if f.kind == "sequence"),
             max_len=self.max_len,
-            moon_dim=self.embedding.dim if (use_moon and self.embedding) else None,
+            moon_dim=moon if use_moon else None,
         )
 
     def with_embedding(self, embedding: EmbeddingSpec | None) -> "FeatureSpec":
@@ -149,7 +167,11 @@ class FeatureSpec:
 
     # --- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["context"] = [f.to_dict() for f in self.context]
+        if not d["context"]:
+            del d["context"]  # the spec.json (and fingerprint) of a spec without context, as before
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
@@ -162,6 +184,7 @@ class FeatureSpec:
         d["item_dense"] = tuple(d.get("item_dense", ()))
         d["dense_stats"] = {k: [float(m), float(sd)] for k, (m, sd) in d.get("dense_stats", {}).items()}
         d["embedding"] = EmbeddingSpec(**d["embedding"]) if d.get("embedding") else None
+        d["context"] = tuple(ContextFeature(f["name"], tuple(f["vocabulary"])) for f in d.get("context", ()))
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
@@ -197,8 +220,11 @@ class FeatureSpec:
     # --- construction -------------------------------------------------------------------
     @classmethod
     def from_dataset(cls, ds, max_len: int = 50, embedding: EmbeddingSpec | None = None,
-                     max_user_id: int | None = None, max_item_id: int | None = None) -> "FeatureSpec":
-        """Vocabularies from the data; id ranges leave room for ids yet to come if given."""
+                     max_user_id: int | None = None, max_item_id: int | None = None,
+                     context_columns=()) -> "FeatureSpec":
+        """Vocabularies from the data; id ranges leave room for ids yet to come if given.
+
+        context_columns: columns of the interaction log to train on as context features."""
         meta = ds.meta
 
         def vocab(df, col):
@@ -222,7 +248,26 @@ class FeatureSpec:
             embedding=embedding,
             dense_stats={**{c: stats(ds.users, c) for c in meta.user_dense},
                          **{c: stats(ds.items, c) for c in meta.item_dense}},
+            context=context_features(ds, context_columns),
         )
+
+
+def context_features(ds, columns) -> tuple[ContextFeature, ...]:
+    """A ContextFeature per named interaction column, its vocabulary the column's values."""
+    meta = ds.meta
+    taken = set(ENTITY_ROW_COLUMNS) | set(meta.item_categorical + meta.item_dense + meta.user_categorical
+                                          + meta.user_dense) | {EMBEDDING_FIELD}
+    out = []
+    for name in columns:
+        if name in taken or name.startswith("hist_") or name in {f.name for f in out}:
+            raise ContextColumnError(f"context column {name!r} clashes with an id, label, profile or history "
+                                     "field (or is named twice); rename the column in the interaction log")
+        if name not in ds.interactions.columns:
+            have = sorted(set(ds.interactions.columns) - set(ENTITY_ROW_COLUMNS))
+            raise ContextColumnError(f"the interaction log has no column {name!r} to use as a context feature "
+                                     f"(its other columns: {have or 'none'})")
+        out.append(ContextFeature.from_column(name, ds.interactions[name]))
+    return tuple(out)
 
 
 def _short(value) -> str:

@@ -30,6 +30,11 @@ ADJECTIVES = ("classic", "modern", "vintage", "minimal", "cosy", "bold", "urban"
 REGIONS = ("north", "south", "east", "west")
 AGE_BUCKETS = ("18-24", "25-34", "35-44", "45-54", "55+")
 START = pd.Timestamp("2026-01-05", tz="UTC")
+DEVICES = ("mobile", "desktop", "tablet")
+# Click-logit shifts of the optional context columns: evenings click more, nights less; phones
+# more than desktops. Nothing else a model sees carries them (it never reads the timestamp).
+HOUR_EFFECT = np.array([-1.5] * 6 + [0.0] * 12 + [1.2] * 6)
+DEVICE_EFFECT = np.array([0.6, -0.6, 0.0])
 
 
 def _polygon(shape: str, s: int) -> list[tuple[float, float]] | None:
@@ -161,8 +166,17 @@ def _make_users(n_users: int, rng: np.random.Generator) -> tuple[pd.DataFrame, d
     return users, prefs
 
 
+def _context_columns(times: pd.DatetimeIndex, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The log's context columns (hour_of_day from the time, device drawn from a generator of its
+    own, so the other draws stay as without them) and their effect on the click logit."""
+    hour = np.asarray(times.hour, dtype=np.int64)
+    device = np.random.default_rng([seed, 11]).integers(0, len(DEVICES), len(times))
+    columns = {"hour_of_day": hour, "device": np.array(DEVICES, dtype=object)[device]}
+    return columns, HOUR_EFFECT[hour] + DEVICE_EFFECT[device]
+
+
 def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per_user: int,
-              weeks: int, rng: np.random.Generator) -> pd.DataFrame:
+              weeks: int, rng: np.random.Generator, context_seed: int | None = None) -> pd.DataFrame:
     n_users = len(prefs["price"])
     per_user = np.maximum(1, rng.poisson(impressions_per_user * prefs["activity"] / prefs["activity"].mean()))
     user_idx = np.repeat(np.arange(n_users), per_user)
@@ -189,6 +203,10 @@ def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per
              + prefs["category"][user_idx, category_idx[item_idx]]
              + prefs["price"][user_idx] * (log_price[item_idx] - log_price.mean())
              + popularity[item_idx])
+    context = {}
+    if context_seed is not None:
+        context, effect = _context_columns(times, context_seed)
+        logit = logit + effect
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     return pd.DataFrame({
         "user_id": user_idx.astype(np.int64) + 1,
@@ -197,21 +215,25 @@ def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per
         "label": label,
         # The generator's own click logit: for analysis (the Bayes limit), never a model feature.
         "click_logit": logit.astype(np.float32),
+        **context,
     })
 
 
 def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = None,
                   impressions_per_user: int = 40, weeks: int = 4, seed: int = 0,
-                  image_size: int = 64, variant_share: float = 0.3, progress: bool = True) -> Dataset:
+                  image_size: int = 64, variant_share: float = 0.3, progress: bool = True,
+                  context: bool = False) -> Dataset:
     """Write a synthetic shop in the canonical layout under `dst` and return it.
 
     variant_share: the fraction of items that are another colour of an earlier item's product
-    (0 gives the shop of earlier releases, draw for draw)."""
+    (0 gives the shop of earlier releases, draw for draw). context: add the interaction columns
+    hour_of_day (0-23) and device (mobile / desktop / tablet), which shift the click rate
+    (HOUR_EFFECT, DEVICE_EFFECT); without it the shop is the same, draw for draw."""
     rng = np.random.default_rng(seed)
     n_users = n_users or max(50, n_items // 2)
     items = _make_items(n_items, rng, weeks, variant_share, seed)
     users, prefs = _make_users(n_users, rng)
-    log = _make_log(items, prefs, impressions_per_user, weeks, rng)
+    log = _make_log(items, prefs, impressions_per_user, weeks, rng, context_seed=seed if context else None)
 
     dst = Path(dst)
     (dst / IMAGES_DIR).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ join returns (one row per candidate: user_id, item_id, profile columns) and hand
 `batching.row_arrays`; the user's one history goes through `batching.one_history` once and is
 shared by every row (a broadcast view, `CTRBatch.shared_history`). So padding, truncation to the
 last max_len items, id clipping and the history-attribute codes are computed by the same
-functions offline and online, with no Arrow round trip per request. Only the MOON vectors differ
+functions offline and online, with no Arrow round trip per request. The request's context
+becomes the coded context columns of those rows (`context_columns`, the same
+ContextFeature.encode that codes the entity rows' columns in training). Only the MOON vectors differ
 in origin: offline they are gathered from the version's table, online they come from the same
 version's rows in the lookup.
 """
@@ -68,20 +70,29 @@ def history_embeddings(lookup: OnlineLookup, padded: np.ndarray, kept: int, dim:
     return out
 
 
-def context_arrays(inputs: ModelInputs, context: dict | None, n: int) -> dict[str, np.ndarray]:
-    """Request-level context features (sparse fields of group 'context'), one value for every row."""
-    names = {f.name for f in inputs.sparse if f.group == "context"}
+def context_columns(spec: FeatureSpec, context: dict | None, n: int) -> dict[str, np.ndarray]:
+    """The request's context as the entity rows' coded context columns, one value for all n rows.
+
+    Every context feature of the model must be present: a key left out is a ContextError naming
+    it (a client that forgot one would otherwise be scored as "unknown" without notice); send
+    null for a value that is not known, which is code 0, as a null in the training column. A key
+    the model lacks is a ContextError too. A value outside the vocabulary is code 0 (unknown).
+    """
     context = context or {}
-    unknown = sorted(set(context) - names)
+    names = [f.name for f in spec.context]
+    unknown, missing = sorted(set(context) - set(names)), [k for k in names if k not in context]
     if unknown:
         raise ContextError(f"context keys {unknown} are not context features of this model "
-                           f"(it has {sorted(names) or 'none'})")
+                           f"(it has {names or 'none'})")
+    if missing:
+        raise ContextError(f"the request's context lacks {missing}: this model was trained with the context "
+                           f"features {names}; send each (null when the value is not known)")
     out = {}
-    for name in names:
-        value = context.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ContextError(f"context[{name!r}] must be an integer id, got {value!r}")
-        out[name] = np.full(n, int(value), dtype=np.int64)
+    for f in spec.context:
+        value = context[f.name]
+        if isinstance(value, bool) or not (value is None or isinstance(value, (str, int, np.integer))):
+            raise ContextError(f"context[{f.name!r}] must be an integer, a string or null, got {type(value).__name__}")
+        out[f.name] = np.full(n, f.encode([value])[0], dtype=np.int64)
     return out
 
 
@@ -92,8 +103,7 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
     codes = None
     if spec.sequence_attribute:
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
-    arrays = row_arrays(feature_columns(lookup, spec, user_id), spec)
-    arrays.update(context_arrays(inputs, context, n))
+    arrays = row_arrays({**feature_columns(lookup, spec, user_id), **context_columns(spec, context, n)}, spec)
     history = one_history(lookup.user.hist_item_ids, spec, codes)
     hist_emb = None
     if inputs.moon_dim is not None:

@@ -34,8 +34,10 @@ class ScoreRequest(BaseModel):
 
     user_id: Id = Field(description="The user to rank for; an unknown user is scored with an empty history")
     candidate_item_ids: list[Id] = Field(min_length=1, description="Candidates; more than max_candidates -> 413")
-    context: dict[str, Annotated[int, Field(strict=True)]] | None = Field(
-        None, description="Context feature ids (only the model's context fields)")
+    context: dict[str, Int64 | Annotated[str, Field(max_length=256, strict=True)] | None] | None = Field(
+        None, description="The model's context features (e.g. {\"hour_of_day\": 13, \"device\": \"mobile\"}), "
+                          "raw values as in the interaction log's columns: each one the model has, null when "
+                          "not known; a value outside the vocabulary scores as unknown")
 
 
 class EventRequest(BaseModel):

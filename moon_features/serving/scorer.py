@@ -29,7 +29,7 @@ from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
 from ..store.online_reader import OnlineLookup, OnlineReader
 from .allocator import retain_freed_memory
-from .batch import context_arrays, online_batch
+from .batch import context_columns, online_batch
 from .errors import ModelStoreMismatchError, ProjectedItemsMismatchError, ServingError, TooManyCandidatesError
 from .projected import PIN_FILE, ProjectedItems, check_pin, projection_of, read_pin
 
@@ -235,7 +235,7 @@ class CTRScorer:
                            int((~hist_found).sum()), {"lookup": t1 - t0, "batch": t1b - t1, "model": t2 - t1b})
 
     def _score_projected(self, raw: np.ndarray, ids: np.ndarray, user_id: int, context: dict | None) -> ScoreResult:
-        extra = context_arrays(self.inputs, context, 1)
+        extra = context_columns(self.spec, context, 1)
         try:
             out = self.projected.score(user_id, ids, extra, self._model_lock)
         except OnlineStoreUnavailableError:  # a stale connection: once more, as lookup() does

@@ -51,7 +51,8 @@ def write_sources(ds: Dataset, spec: FeatureSpec, data_dir: str | Path) -> dict[
     return paths
 
 
-def entity_rows(ds: Dataset) -> pd.DataFrame:
-    """Training entity rows (user_id, item_id, event_timestamp, label) from the interaction log."""
-    cols = ["user_id", "item_id", "event_timestamp", "label"]
+def entity_rows(ds: Dataset, spec: FeatureSpec | None = None) -> pd.DataFrame:
+    """Training entity rows (user_id, item_id, event_timestamp, label) from the interaction log,
+    plus the raw columns of the spec's context features (they ride along on the rows)."""
+    cols = ["user_id", "item_id", "event_timestamp", "label"] + [f.name for f in (spec.context if spec else ())]
     return ds.interactions[cols].astype({"user_id": np.int64, "item_id": np.int64}).reset_index(drop=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from ..data.layout import load_dataset
 from ..idmap import DatasetIds, coded_dataset
 from ..store.configs import DATA_DIR
+from ..store.repo import load_spec
 from ..store.sources import entity_rows
 from .experiment import Experiment
 from .train import describe_splits, evaluate_from_feast, time_split, train_from_feast
@@ -19,7 +20,7 @@ def _entity_rows(args) -> pd.DataFrame:
     """Entity rows in the repo's dense id codes (the user's own ids are mapped with its id map)."""
     if args.rows:
         return DatasetIds.load(Path(args.repo) / DATA_DIR).encode_rows(pd.read_parquet(args.rows))
-    return entity_rows(coded_dataset(load_dataset(args.data))[0])
+    return entity_rows(coded_dataset(load_dataset(args.data))[0], load_spec(args.repo))
 
 
 def train_command(args) -> None:

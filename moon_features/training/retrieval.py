@@ -101,6 +101,8 @@ def feature_columns(table: pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]
     columns = {name: table.column(name).fill_null(0).to_numpy() for name in names}
     for name in spec.user_dense + spec.item_dense:
         columns[name] = table.column(name).fill_null(0.0).to_numpy()
+    for f in spec.context:  # raw values of the entity rows' column, coded as serving codes a request's
+        columns[f.name] = f.encode(table.column(f.name).to_pandas())
     return columns
 
 
@@ -118,6 +120,11 @@ def historical_table(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.Dat
     missing = [c for c in ENTITY_COLUMNS if c not in entity_rows.columns]
     if missing:
         raise TrainingSetError(f"entity rows lack column(s) {missing}; need {list(ENTITY_COLUMNS)} (+ label)")
+    missing = [f.name for f in spec.context if f.name not in entity_rows.columns]
+    if missing:
+        raise TrainingSetError(f"entity rows lack the context column(s) {missing} the spec trains on: add the "
+                               "interaction log's values (null = unknown), or rebuild the repo without "
+                               "`features build --context-columns`")
     rows = entity_rows.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(entity_rows))})
     refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]
     job = store.get_historical_features(entity_df=rows, features=refs)
