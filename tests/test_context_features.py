@@ -7,9 +7,11 @@ model must score online as offline (check_consistency), context included.
 """
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
-import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from ctr_models.trainer import TrainerConfig
 from moon_features.cli import main
@@ -17,8 +19,10 @@ from moon_features.consistency import check_consistency, sample_rows
 from moon_features.data.layout import load_dataset
 from moon_features.data.synthetic import generate_shop
 from moon_features.idmap import coded_dataset
+from moon_features.serving.app import create_app
 from moon_features.serving.errors import ContextError, ModelStoreMismatchError
 from moon_features.serving.scorer import CTRScorer
+from moon_features.serving.settings import ServingSettings
 from moon_features.store.repo import load_spec, materialize_all, open_store
 from moon_features.store.sources import entity_rows
 from moon_features.training.retrieval import TrainingSetError, training_data
@@ -133,3 +137,33 @@ def test_entity_rows_without_the_context_columns_are_refused(trained, context_sh
 def test_the_model_refuses_a_store_without_its_context(trained):
     with pytest.raises(ModelStoreMismatchError, match="context"):
         CTRScorer(open_store(trained["without"][0]), trained["with"][2].model_dir)
+
+
+def test_score_over_http_takes_the_context(trained, scorer):
+    repo, _, report = trained["with"]
+    _, s = scorer
+    body = {"user_id": 1, "candidate_item_ids": [1, 2, 3], "context": {"hour_of_day": 20, "device": "mobile"}}
+    with TestClient(create_app(ServingSettings(repo=str(repo), model_dir=str(report.model_dir)))) as client:
+        r = client.post("/score", json=body)
+        assert r.status_code == 200, r.text
+        assert np.allclose(r.json()["scores"], s.score(1, [1, 2, 3], body["context"]), atol=1e-6)
+        r = client.post("/score", json={**body, "context": {"hour_of_day": 20}})
+        assert r.status_code == 422 and "lacks ['device']" in r.text
+        r = client.post("/score", json={**body, "context": {"hour_of_day": 2.5, "device": "mobile"}})
+        assert r.status_code == 422 and "2.5" not in r.text  # the schema refuses a float, without echoing it
+
+
+def test_projected_and_onnx_paths_take_the_context(trained, tmp_path):
+    """The projected item view (context is a request field of the projection) and the onnx
+    backend (every sparse field is a graph input) score as offline, context included."""
+    repo, _, report = trained["with"]
+    pinned = tmp_path / "din_pinned"
+    shutil.copytree(report.model_dir, pinned)
+    assert main(["export", "--projected-items", "--repo", str(repo), "--model-dir", str(pinned)]) == 0
+    store = open_store(repo)
+    projected = CTRScorer(store, pinned)
+    assert projected.projected is not None  # scores from the pinned view, not the plain batch
+    projected.close()
+    for model_dir, backend in ((pinned, "torch"), (report.model_dir, "onnx")):
+        result = check_consistency(store, model_dir, n_rows=60, seed=2, backend=backend)
+        assert result.ok, f"{backend} {model_dir.name}: {result.line()}"
