@@ -12,7 +12,7 @@ from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueT
 from feast.types import Array, Float32, Int64
 
 from moon_features.store.definitions import (EMBEDDING_DIM_TAG, EMBEDDING_VERSION_TAG, NO_TTL, embedding_versions,
-                                             file_source, load_repo_spec)
+                                             file_source, load_repo_spec, profile_schema)
 
 REPO = Path(__file__).resolve().parent
 spec, DATA = load_repo_spec(REPO), REPO / "data"
@@ -21,18 +21,18 @@ spec, DATA = load_repo_spec(REPO), REPO / "data"
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A shopper")
 item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="A catalogue item")
 
-# --- profiles: vocabulary codes (0 = unknown; the vocabulary size is a field tag) and dense values
+# --- profiles: the spec's typed fields read from each view (spec.fields()): categoricals as Int64
+# vocabulary codes (0 = unknown; the vocabulary size is a field tag), dense values as Float32.
+# Context features (spec.context) are in no view: they come with the entity rows / the request.
 item_profile = FeatureView(
     name="item_profile", entities=[item], ttl=NO_TTL,
-    schema=[Field(name=f.name, dtype=Int64, tags={"vocab_size": str(f.vocab_size)}) for f in spec.item_categorical]
-    + [Field(name=n, dtype=Float32) for n in spec.item_dense],
+    schema=profile_schema(spec, "item_profile"),
     source=file_source(DATA, "item_profile"),
     description="Item attributes as vocabulary codes (0 = unknown) and dense values")
 
 user_profile = FeatureView(
     name="user_profile", entities=[user], ttl=NO_TTL,
-    schema=[Field(name=f.name, dtype=Int64, tags={"vocab_size": str(f.vocab_size)}) for f in spec.user_categorical]
-    + [Field(name=n, dtype=Float32) for n in spec.user_dense],
+    schema=profile_schema(spec, "user_profile"),
     source=file_source(DATA, "user_profile"),
     description="User profile fields as vocabulary codes (0 = unknown)")
 

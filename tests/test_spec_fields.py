@@ -8,12 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from feast.types import Float32, Int64
 
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
 from moon_features.data.synthetic import generate_shop
 from moon_features.fields import (ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature,
                                   EmbeddingFeature, IdFeature, SequenceFeature)
 from moon_features.spec import EmbeddingSpec, FeatureSpec, SpecMismatchError
+from moon_features.store.definitions import profile_schema
 
 # a spec.json as `features build` wrote it before context features (and the typed fields) existed
 OLD_SPEC_JSON = """{
@@ -105,3 +107,10 @@ def test_the_context_shop_changes_only_labels_and_adds_columns(tmp_path):
     assert ctx[same].equals(plain[same])
     assert (ctx["hour_of_day"] == ctx["event_timestamp"].dt.hour).all()
     assert set(ctx["device"]) == {"mobile", "desktop", "tablet"}
+
+
+def test_the_profile_views_schema_comes_from_the_typed_fields():
+    spec = FeatureSpec.from_dict({**json.loads(OLD_SPEC_JSON), "context": [{"name": "device", "vocabulary": ["x"]}]})
+    item = profile_schema(spec, "item_profile")
+    assert [(f.name, f.dtype, f.tags) for f in item] == [("category", Int64, {"vocab_size": "4"}), ("price", Float32, {})]
+    assert [f.name for f in profile_schema(spec, "user_profile")] == ["gender"]  # context: in no view

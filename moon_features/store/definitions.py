@@ -13,8 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from feast import Entity, FeatureService, FeatureView, FileSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource
 from feast.data_source import DataSource
+from feast.types import Float32, Int64
 
 from ..spec import EMBEDDING_FIELD, EmbeddingSpec, FeatureSpec, embedding_view_name
 from .configs import DATA_DIR, SPEC_FILE
@@ -66,6 +67,19 @@ def embedding_versions(spec: FeatureSpec, data_dir: Path) -> list[EmbeddingSpec]
     return [versions[v] for v in sorted(versions)]
 
 
+def profile_schema(spec: FeatureSpec, view: str) -> list[Field]:
+    """The Feast schema of a profile view, from the spec's typed fields read from it: a
+    categorical is Int64 vocabulary codes (0 = unknown; the vocabulary size is a field tag), a
+    dense feature Float32."""
+    out = []
+    for f in spec.fields():
+        if f.source == view and f.kind == "categorical":
+            out.append(Field(name=f.name, dtype=Int64, tags={"vocab_size": str(f.vocab_size)}))
+        elif f.source == view and f.kind == "dense":
+            out.append(Field(name=f.name, dtype=Float32))
+    return out
+
+
 def load_repo_spec(repo_dir: Path) -> FeatureSpec:
     spec_file = Path(repo_dir) / SPEC_FILE
     if not spec_file.exists():
@@ -94,4 +108,4 @@ def repo_objects(repo_dir: Path) -> dict[str, object]:
 
 
 __all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "file_source",
-           "load_repo_spec", "source_path"]
+           "load_repo_spec", "profile_schema", "source_path"]
