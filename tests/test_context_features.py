@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from ctr_models.artifact import from_pretrained
 from ctr_models.trainer import TrainerConfig
 from moon_features.cli import main
 from moon_features.consistency import check_consistency, sample_rows
@@ -167,3 +168,14 @@ def test_projected_and_onnx_paths_take_the_context(trained, tmp_path):
     for model_dir, backend in ((pinned, "torch"), (report.model_dir, "onnx")):
         result = check_consistency(store, model_dir, n_rows=60, seed=2, backend=backend)
         assert result.ok, f"{backend} {model_dir.name}: {result.line()}"
+
+
+def test_train_cli_takes_the_context_columns_from_the_log(trained, context_shop, tmp_path):
+    """`moon-features train --data`: the entity rows carry the spec's context columns, and the
+    artifact records the spec with its context."""
+    repo = trained["with"][0]
+    out = tmp_path / "din_cli"
+    assert main(["train", "--data", str(context_shop), "--repo", str(repo), "--out", str(out), "--model", "din",
+                 "--no-moon", "--epochs", "1"]) in (0, None)
+    recorded = from_pretrained(out).extra["feature_spec"]
+    assert [f["name"] for f in recorded["context"]] == list(CONTEXT)
