@@ -14,7 +14,8 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from moon_features.data.layout import save_dataset  # noqa: E402
+from moon_features.data.layout import load_dataset, save_dataset  # noqa: E402
+from moon_features.data.split import training_period_end  # noqa: E402
 from moon_features.data.shop_variants import purchase_only, sparse_ids  # noqa: E402
 from moon_features.data.synthetic import generate_shop  # noqa: E402
 from moon_features.encoder.checkpoint import load_encoder  # noqa: E402
@@ -25,6 +26,9 @@ from moon_features.encoder.errors import EncoderError  # noqa: E402
 from moon_features.encoder.pairs import co_engagement_pairs, symmetric  # noqa: E402
 from moon_features.encoder.runtime import safe_thread_count  # noqa: E402
 from moon_features.encoder.training import train_encoder  # noqa: E402
+from moon_features.idmap import coded_dataset  # noqa: E402
+from moon_features.store.sources import entity_rows  # noqa: E402
+from moon_features.training.train import time_split  # noqa: E402
 
 FAST = dict(pretrain_epochs=1, posttrain_epochs=1, batch_size=8, queue_size=16, augment_views=1,
             max_pairs_per_epoch=32, num_threads=1)
@@ -86,6 +90,28 @@ def test_before_trains_on_earlier_interactions_and_their_pairs_only(shop, tmp_pa
         _train(shop, tmp_path / "too_early", tmp_path / "store", before="2000-01-01")
     with pytest.raises(EncoderError, match="not a date"):
         _train(shop, tmp_path / "bad", tmp_path / "store", before="last tuesday")
+
+
+def test_before_auto_cuts_where_trains_training_split_ends(shop, tmp_path, capsys):
+    """`--before auto` = the last timestamp of the training split `moon-features train --data`
+    makes (its entity rows: the coded log, training/commands.py); the encoder then reads only the
+    interactions strictly before it, co-engagement pairs included, and prints the date."""
+    coded = coded_dataset(load_dataset(shop.root))[0]
+    train_rows, val_rows, _ = time_split(entity_rows(coded))
+    end = train_rows["event_timestamp"].max()
+    assert training_period_end(shop.interactions) == training_period_end(coded.interactions) == end
+    assert end <= val_rows["event_timestamp"].min()
+    code = encoder_cli(["encoder", "train", "--data", str(shop.root), "--out", str(tmp_path / "auto"), "--quiet",
+                        "--before", "auto", "--augment-views", "0", "--pretrain-epochs", "1", "--posttrain-epochs",
+                        "1", "--threads", "1", "--cache-dir", str(tmp_path / "store")])
+    assert code == 0 and f"--before auto: {end.isoformat()}" in capsys.readouterr().out
+    s = _summary(tmp_path / "auto" / "model")
+    ts = pd.to_datetime(coded.interactions["event_timestamp"], utc=True)
+    read = coded.interactions[ts < end]
+    assert s["before"] == str(end) and s["interactions"] == len(read)
+    assert 0 < len(read) < len(train_rows) < len(coded.interactions)  # no validation or test row, none at `end`
+    expected = symmetric(co_engagement_pairs(read, coded.items["item_id"], 3, 86400.0))
+    assert s["co_engagement_pairs"] == len(expected)
 
 
 def test_text_columns_come_from_the_dataset(shop, tmp_path, capsys):

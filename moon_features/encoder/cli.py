@@ -33,7 +33,10 @@ def _add_train(sub) -> None:
     t.add_argument("--out", default="runs/encoder", help="writes <out>/checkpoint and <out>/model")
     t.add_argument("--preset", default="demo", choices=["demo", "small", "full"])
     t.add_argument("--before", default=None,
-                   help="train on interactions before this date only (e.g. 2024-03-01); co-engagement pairs too")
+                   help="train on interactions strictly before this date only (e.g. 2024-03-01), co-engagement "
+                        "pairs too; 'auto': the last timestamp of the training split `moon-features train "
+                        "--data` makes of the same --data (printed), so the encoder never sees the CTR "
+                        "model's validation or test period")
     t.add_argument("--text-columns", default=None,
                    help="comma-separated item columns the text tower reads, or 'auto' (title + categorical "
                         "attributes + multi-valued text columns); default: the preset's")

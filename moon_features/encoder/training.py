@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..data.split import training_period_end
 from .cache import CatalogueCache, build_catalogue_cache
 from .checkpoint import TRAINER_STATE, check_same_architecture, load_encoder, load_trainer_state, save_encoder
 from .columns import choose_text_columns
@@ -188,6 +189,18 @@ class TrainingData:
     tower_stats: dict
 
 
+def resolve_before(dataset, before):
+    """`before` as given; for "auto" the last timestamp of the training split `moon-features train
+    --data` makes of this log (data.split), printed: the encoder then learns from the CTR
+    training period only, without the user copying the date."""
+    if not (isinstance(before, str) and before.strip().lower() == "auto"):
+        return before
+    cut = training_period_end(dataset.interactions)
+    print(f"--before auto: {cut.isoformat()} (the last timestamp of `train`'s training split; the encoder "
+          "reads the interactions strictly before it)", flush=True)
+    return cut
+
+
 def interactions_before(dataset, before) -> object:
     """`dataset` with only the interactions strictly before `before` (a date / timestamp, UTC when
     naive); the catalogue is kept whole (every item is embedded, content is not a label)."""
@@ -333,9 +346,9 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
                   model_overrides: dict | None = None, schedule_overrides: dict | None = None,
                   resume: bool = True, progress: bool = True, pretrained_towers: bool = True,
                   stop_after_epoch: int | None = None, before=None, tower_store: str | Path | None = None) -> Path:
-    """Train both stages on `dataset` (a moon_features.data.layout.Dataset). With `before` (a date)
-    only the interactions before it are used, pairs included (a leak-free run without a copy of the
-    dataset). Writes `<out_dir>/checkpoint` after every epoch and `<out_dir>/model` at the end;
+    """Train both stages on `dataset` (a moon_features.data.layout.Dataset). With `before` (a date,
+    or "auto": the end of `train`'s training split) only the interactions before it are used,
+    pairs included (a leak-free run without a copy of the dataset). Writes `<out_dir>/checkpoint` after every epoch and `<out_dir>/model` at the end;
     returns the latter. `tower_store`: a folder where frozen tower outputs persist across runs
     (frozen.py); None keeps them in memory for this run only.
 
@@ -347,6 +360,7 @@ def train_encoder(dataset, preset: str | Preset = "small", out_dir: str | Path =
     preset = resolve_preset(preset, model_overrides, schedule_overrides)
     schedule: TrainSchedule = preset.schedule
     threads = set_threads(schedule.num_threads, verbose=progress)
+    before = resolve_before(dataset, before)
     dataset = interactions_before(dataset, before)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

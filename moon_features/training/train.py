@@ -20,6 +20,7 @@ from ctr_models.plots import plot_training_curves
 from ctr_models.registry import MODELS
 from ctr_models.trainer import Trainer, TrainerConfig, seed_everything
 
+from ..data.split import split_points, time_order, time_split  # noqa: F401  (time_split: public here too)
 from ..errors import MoonFeaturesError
 from ..spec import FeatureSpec
 from ..store.repo import load_spec, open_store
@@ -74,22 +75,6 @@ def print_epoch(rec: dict, model) -> None:
     """Trainer callback: the epoch's loss and validation metrics while training runs."""
     val = " ".join(f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("val_") and isinstance(v, float))
     print(f"  epoch {rec['epoch']}: train loss {rec['train_loss']:.4f}; validation {val or 'n/a'}", flush=True)
-
-
-def time_order(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.sort_values(["event_timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
-
-
-def split_points(n: int, val_frac: float = 0.1, test_frac: float = 0.1) -> tuple[int, int]:
-    """Rows [0, a) train, [a, b) validate, [b, n) test, of n rows in time order."""
-    return int(n * (1 - val_frac - test_frac)), int(n * (1 - test_frac))
-
-
-def time_split(rows: pd.DataFrame, val_frac: float = 0.1, test_frac: float = 0.1):
-    """Sort by (time, user, item); the first part trains, the next validates, the last tests."""
-    rows = time_order(rows)
-    a, b = split_points(len(rows), val_frac, test_frac)
-    return rows.iloc[:a], rows.iloc[a:b], rows.iloc[b:]
 
 
 def _metrics(trainer: Trainer, model, data: CTRData) -> dict:
