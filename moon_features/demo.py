@@ -26,7 +26,7 @@ from .spec import EmbeddingSpec, embedding_view_name
 from .store.bulk_writer import materialize_embeddings
 from .store.repo import DATA_DIR, materialize_all, open_store
 from .store.sources import entity_rows
-from .training.train import time_split, train_from_feast
+from .training.train import train_from_feast
 
 EMBEDDING_VERSION = 1
 EMBEDDING_DIM = 96  # the demo encoder's 32 content + 32 taste + 32 trained dimensions
@@ -36,12 +36,6 @@ def _step(n: int, text: str) -> None:
     print(f"\n[{n}/6] {text}", flush=True)
 
 
-def _before(ds: Dataset, cutoff) -> Dataset:
-    """The dataset as of `cutoff`: the encoder must not learn from the CTR model's test period."""
-    log = ds.interactions[ds.interactions["event_timestamp"] < cutoff]
-    return Dataset(ds.root, ds.meta, ds.items, ds.users, log.reset_index(drop=True))
-
-
 def run_demo(workdir: Path, repo: Path, n_items: int = 1000, seed: int = 0, epochs: int = 3) -> dict:
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -49,11 +43,10 @@ def run_demo(workdir: Path, repo: Path, n_items: int = 1000, seed: int = 0, epoc
     _step(1, f"synthetic shop: {n_items} items with rendered images, users, a 4-week click log")
     ds = generate_shop(workdir / "shop", n_items=n_items, seed=seed)
     rows = entity_rows(ds)
-    train_rows, _, _ = time_split(rows)
-    cutoff = train_rows["event_timestamp"].max()
 
     _step(2, "MOON encoder, demo preset: image-title pretraining, then co-engagement post-training")
-    encoder_dir = train_encoder(_before(ds, cutoff), "demo", workdir / "encoder", seed=seed, resume=False)
+    # before="auto": only the log before the end of the CTR models' training split (no leak)
+    encoder_dir = train_encoder(ds, "demo", workdir / "encoder", seed=seed, resume=False, before="auto")
     (repo / DATA_DIR).mkdir(parents=True, exist_ok=True)
     embed_catalogue(encoder_dir, ds, repo / DATA_DIR / f"{embedding_view_name(EMBEDDING_VERSION)}.parquet",
                     version=EMBEDDING_VERSION, dim=EMBEDDING_DIM)
