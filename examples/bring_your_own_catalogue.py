@@ -9,7 +9,7 @@ items have no title, and whose log holds purchases only (no impressions). Replac
 
 The rest is the path a new catalogue takes: validate; sample negatives (a purchase log has none);
 the ids-only DIN first (it needs no encoder, and `train` prints the time split); the MOON encoder
-on the data before the validation period only (leak-free); embed; `features build` again to pin
+on the log of `train`'s training period only (`--before auto`: leak-free); embed; `features build` again to pin
 the embedding version; materialize every view (embeddings, profiles, histories); DIN + MOON;
 evaluate both on the test split; check that online and offline scores agree; score one request
 with your own ids. Small defaults keep it to a few minutes on 2 cores (tests/test_byo_example.py
@@ -23,15 +23,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from moon_features.cli import main as moon_features
 from moon_features.data.layout import load_dataset
-from moon_features.idmap import coded_dataset
 from moon_features.serving.scorer import CTRScorer
 from moon_features.store.repo import open_store
-from moon_features.store.sources import entity_rows
-from moon_features.training.train import time_split
 
 
 def cli(*argv) -> None:
@@ -40,14 +36,6 @@ def cli(*argv) -> None:
     code = moon_features([str(a) for a in argv])
     if code != 0:
         sys.exit(f"`moon-features {' '.join(map(str, argv))}` failed (exit {code})")
-
-
-def validation_start(shop: Path) -> pd.Timestamp:
-    """The first timestamp of `train`'s validation period: the encoder learns only from the log
-    before it (the `--before` of `encoder train`), so neither validation nor test leaks into it.
-    `train` prints the same split ("val ... from")."""
-    _, val, _ = time_split(entity_rows(coded_dataset(load_dataset(shop))[0]))
-    return val["event_timestamp"].min()
 
 
 def metrics(model_dir: Path) -> dict:
@@ -74,11 +62,12 @@ def run(workdir: Path, items: int = 120, seed: int = 0, epochs: int = 2, encoder
     # 4. the baseline: DIN on ids only (prints the time split)
     cli("train", "--repo", repo, "--data", shop, "--model", "din", "--no-moon", "--epochs", epochs,
         "--seed", seed, "--out", models / "din_ids")
-    # 5. the encoder on the log before the validation period only, then embeddings of every item
-    before = validation_start(shop).isoformat()
+    # 5. the encoder on the log of the training period only (`--before auto` cuts where `train`'s
+    #    training split ends, and prints the date), then embeddings of every item
     epochs_flags = ["--pretrain-epochs", encoder_epochs, "--posttrain-epochs", encoder_epochs] if encoder_epochs else []
-    cli("encoder", "train", "--data", shop, "--preset", "demo", "--before", before, "--seed", seed, *epochs_flags,
+    cli("encoder", "train", "--data", shop, "--preset", "demo", "--before", "auto", "--seed", seed, *epochs_flags,
         "--quiet", "--no-resume", "--out", workdir / "encoder")
+    before = json.loads((workdir / "encoder" / "model" / "training.json").read_text())["before"]
     cli("encoder", "embed", "--data", shop, "--model", workdir / "encoder" / "model", "--version", 1,
         "--quiet", "--out", repo / "data")
     # 6. pin the embedding version, materialize again (the new embedding view; the rest is marked)

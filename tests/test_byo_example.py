@@ -51,11 +51,13 @@ def test_the_example_runs_on_sparse_string_ids_missing_text_and_purchases_only(e
     assert (shop.interactions["label"] == 0).sum() >= 3 * len(orders.interactions)  # sampled negatives
     # both models trained and were measured on the test split (the cold AUC may be n/a on so few items)
     assert np.isfinite(summary["ids"]["test_auc"]) and np.isfinite(summary["moon"]["test_auc"])
-    # the encoder saw the log before the validation period only (leak-free), pairs included
+    # `encoder train --before auto`: the encoder saw the log of `train`'s training period only
     before = pd.Timestamp(summary["encoder_before"])
+    train_rows, _, _ = time_split(entity_rows(coded_dataset(shop)[0]))
+    assert before == train_rows["event_timestamp"].max()
     trained = json.loads((workdir / "encoder" / "model" / "training.json").read_text())
-    assert pd.Timestamp(trained["before"]) == before < shop.interactions["event_timestamp"].max()
-    assert trained["interactions"] < len(shop.interactions)
+    read = int((pd.to_datetime(shop.interactions["event_timestamp"], utc=True) < before).sum())
+    assert trained["interactions"] == read < len(train_rows)  # nothing at or after the cut
 
 
 def test_one_request_in_the_users_own_ids_is_served_from_every_view(example):
