@@ -4,8 +4,9 @@ The target item and every history item are represented by the concatenation of t
 attribute embeddings (the sequence fields, sharing the target fields' tables) and, if used, a
 trainable projection of their frozen MOON embeddings. Target attention pools the history into
 one interest vector; with MOON, the cosine similarities between the target's and the history's
-MOON embeddings also enter as a SimTier histogram and as a MUSE-style bias on the attention.
-A Dice MLP over [all field embeddings, interest, similarity histogram, dense] gives the logit.
+MOON embeddings also enter as a SimTier histogram and as a MUSE-style bias on the attention,
+and learned similarity heads give, per head, the mean and max cosine of the target to the history.
+A Dice MLP over [all field embeddings, interest, similarity histogram and heads, dense] gives the logit.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from torch import nn
 from .batch import CTRBatch
 from .config import ConfigError, ModelConfig
 from .inputs import ModelInputs
-from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimTierHistogram, TargetAttention,
+from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimilarityHeads, SimTierHistogram, TargetAttention,
                      cosine_similarity, length_mask)
 
 
@@ -32,6 +33,8 @@ class DINConfig(ModelConfig):
     sim_histogram: bool = True        # SimTier features (only with use_moon)
     sim_bins: int = 10
     fuse_similarity: bool = True      # MUSE-style similarity bias on attention (only with use_moon)
+    sim_heads: int = 16               # learned similarity heads, mean and max each (only with use_moon; 0 = off)
+    sim_head_dim: int = 8
     attention_hidden: tuple[int, ...] = (64, 16)  # as deepctr-torch
     attention_act: str = "dice"
     attention_norm: str = "softmax"   # "softmax" (measured better, docs/ctr_models.md) or "none" (DIN paper)
@@ -60,9 +63,12 @@ class DIN(nn.Module):
                                          config.attention_act, config.attention_norm)
         self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
         self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
+        self.sim_heads = (SimilarityHeads(inputs.moon_dim, config.sim_heads, config.sim_head_dim)
+                          if config.use_moon and config.sim_heads else None)
         width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim  # target side
                  + self.embedding.item_dim * (2 if config.interest_product else 1)       # interest
                  + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
+                 + (self.sim_heads.out_dim if self.sim_heads is not None else 0)
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
 
@@ -92,6 +98,8 @@ class DIN(nn.Module):
             parts.append(q * interest)
         if self.sim_hist is not None:
             parts.append(self.sim_hist(sim, mask))
+        if self.sim_heads is not None:
+            parts.append(self.sim_heads(batch.item_emb, history.hist_emb, mask))
         parts += [batch.dense[n].unsqueeze(1) for n in self.inputs.dense]
         return self.dnn(torch.cat(parts, dim=1)).squeeze(1)
 

@@ -9,6 +9,7 @@ read at serving time. A row holds, for the artifact's folded copy (serving_graph
     kk        [h]   the attention's first layer as a history item: k W_key
     u         [H]   the DNN's first layer over the item's own inputs: item fields, MOON projection, item dense
     unit      [D]   the MOON vector over its norm (cosine similarities; zeros stay zeros)
+    heads     [H*d] the similarity heads' unit projections of the MOON vector (DIN's sim_heads)
     complete  [1]   1.0 if the store held both the item's profile and its embedding
 
 A request then pays only what needs the pair or the user: (q * k) W_pair over the (candidate,
@@ -24,9 +25,9 @@ import torch
 from torch import nn
 
 from .serving_graph import (FoldedDice, attention_rest, check_graph_config, first_layer_terms, fold_dice,
-                            similarity_histogram)
+                            heads_unit, similarity_heads, similarity_histogram)
 
-ROW_PARTS = ("k", "c", "kk", "u", "unit", "complete")
+ROW_PARTS = ("k", "c", "kk", "u", "unit", "heads", "complete")
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -69,7 +70,9 @@ class ItemProjection(nn.Module):
         self.register_buffer("w_rest", w1[:, rest_cols].t().contiguous())
         self.register_buffer("b1", m.dnn[0].bias.detach().clone())
         d, h = emb.item_dim, bias.shape[0]
-        self.widths = dict(zip(ROW_PARTS, (d, h, h, w1.shape[0], inputs.moon_dim if emb.moon is not None else 0, 1)))
+        heads = m.sim_heads.proj.out_features if m.sim_heads is not None else 0
+        unit = inputs.moon_dim if emb.moon is not None else 0
+        self.widths = dict(zip(ROW_PARTS, (d, h, h, w1.shape[0], unit, heads, 1)))
         self.width = sum(self.widths.values())
 
     def _dnn_columns(self, emb, inputs) -> tuple[list[int], list[int], list[int]]:
@@ -86,6 +89,7 @@ class ItemProjection(nn.Module):
         take("item", emb.moon_dim)
         take("rest", emb.item_dim * (2 if cfg.interest_product else 1))
         take("rest", self.model.sim_hist.out_dim if self.model.sim_hist is not None else 0)
+        take("rest", self.model.sim_heads.out_dim if self.model.sim_heads is not None else 0)
         for n in inputs.dense:
             take("item" if n in self.item_dense else "request", 1)
         return cols["item"], cols["request"], cols["rest"]
@@ -107,6 +111,8 @@ class ItemProjection(nn.Module):
         parts = [k, c, kk, u]
         if emb.moon is not None:
             parts.append(item_emb / item_emb.norm(dim=-1, keepdim=True).clamp(min=1e-8))
+        if self.model.sim_heads is not None:
+            parts.append(heads_unit(self.model.sim_heads, item_emb))
         return torch.cat(parts + [complete.to(torch.float32).unsqueeze(1)], dim=1)
 
     def split(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -150,6 +156,8 @@ class ItemProjection(nn.Module):
         rest = [interest] + ([q * interest] if m.config.interest_product else [])
         if m.sim_hist is not None:
             rest.append(similarity_histogram(m.sim_hist, sim))
+        if m.sim_heads is not None:
+            rest.append(similarity_heads(m.sim_heads, c["heads"], h["heads"]))
         x = torch.addmm(c["u"] + request, torch.cat(rest, dim=1), self.w_rest)
         for layer in list(m.dnn)[1:]:
             x = layer(x)

@@ -35,7 +35,7 @@ from .layers import Dice, cosine_similarity, safe_ids
 # Config options each graph follows; any other field of the model's config is an unknown option.
 GRAPH_CONFIG_FIELDS = {
     "din": {"embed_dim", "use_item_id", "use_moon", "moon_proj_dim", "sim_histogram", "sim_bins",
-            "fuse_similarity", "attention_hidden", "attention_act", "attention_norm", "interest_product",
+            "fuse_similarity", "sim_heads", "sim_head_dim", "attention_hidden", "attention_act", "attention_norm", "interest_product",
             "dnn_hidden", "dnn_act", "dropout", "item_field", "init_std"},
     "deepfm": {"embed_dim", "use_item_id", "use_moon", "sequence_pooling", "sim_histogram", "sim_bins",
                "dnn_hidden", "dnn_act", "dropout", "item_field", "init_std"},
@@ -81,6 +81,31 @@ def similarity_histogram(hist: nn.Module, sim: torch.Tensor) -> torch.Tensor:
     mx = torch.cat([sim, torch.full_like(mean, -1.0)], dim=1).max(dim=1, keepdim=True).values
     mx = torch.where(torch.ones_like(sim[:1]).sum() > 0, mx, torch.zeros_like(mx))
     return torch.cat([frac, mean, mx], dim=1)
+
+
+def head_sums(heads: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """[..., H * d] -> [..., H]: the sum within each head, as a product with a 0/1 block matrix
+    (a reshape would freeze the traced batch size in the ONNX graph)."""
+    blocks = torch.eye(heads.heads, dtype=x.dtype).repeat_interleave(heads.head_dim, dim=0)  # [H * d, H]
+    return x @ blocks
+
+
+def heads_unit(heads: nn.Module, emb: torch.Tensor) -> torch.Tensor:
+    """SimilarityHeads.unit without a reshape: [N, D] -> [N, H * d], each head over its norm."""
+    z = heads.proj(emb)
+    norm = head_sums(heads, z * z).sqrt().clamp(min=heads.eps)                 # [N, H]
+    return z / norm.repeat_interleave(heads.head_dim, dim=1)
+
+
+def similarity_heads(heads: nn.Module, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """SimilarityHeads.pool over one history of n valid items: unit heads q [B, H * d], k [n, H * d]
+    -> [B, 2H] (per head the mean and the max cosine; 0 for n = 0)."""
+    sim = head_sums(heads, q.unsqueeze(1) * k.unsqueeze(0))                    # [B, n, H]
+    n = torch.ones_like(sim[..., :1]).sum(dim=1)                               # [B, 1]
+    mean = sim.sum(dim=1) / n.clamp(min=1.0)
+    # a -1 row keeps the max defined for n = 0 (then replaced by 0, as the model does)
+    mx = torch.cat([sim, torch.full_like(mean, -1.0).unsqueeze(1)], dim=1).max(dim=1).values
+    return torch.cat([mean, torch.where(n > 0, mx, torch.zeros_like(mx))], dim=1)
 
 
 class FoldedDice(nn.Module):
@@ -210,6 +235,9 @@ class DINGraph(_Graph):
             parts.append(q * interest)
         if m.sim_hist is not None:
             parts.append(similarity_histogram(m.sim_hist, sim))
+        if m.sim_heads is not None:
+            h = m.sim_heads
+            parts.append(similarity_heads(h, heads_unit(h, x["item_emb"]), heads_unit(h, x["hist_emb"])))
         logit = m.dnn(torch.cat(parts + dense, dim=1)).squeeze(1)
         return logit, torch.sigmoid(logit)
 

@@ -3,7 +3,9 @@ import itertools
 import pytest
 import torch
 
-from ctr_models.layers import FMInteraction, SimTierHistogram, TargetAttention, cosine_similarity, length_mask
+from ctr_models.layers import (FMInteraction, SimilarityHeads, SimTierHistogram, TargetAttention, cosine_similarity,
+                               length_mask)
+from ctr_models.serving_graph import heads_unit, similarity_heads
 
 
 @pytest.mark.parametrize("act,norm", [("dice", "none"), ("prelu", "softmax")])
@@ -60,6 +62,35 @@ def test_cosine_similarity_zero_vectors_and_padding():
     sim = cosine_similarity(item, hist, mask)
     torch.testing.assert_close(sim, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
     assert torch.isfinite(sim).all()
+
+
+def test_similarity_heads_by_hand():
+    """Two heads that each read one coordinate: per head the mean and max cosine over the valid
+    history; a zero MOON vector has cosine 0; an empty history gives zeros."""
+    heads = SimilarityHeads(moon_dim=2, heads=2, head_dim=1)
+    with torch.no_grad():
+        heads.proj.weight.copy_(torch.eye(2))
+    item = torch.tensor([[1.0, -2.0], [0.0, 0.0], [3.0, 1.0]])
+    hist = torch.tensor([[[2.0, 1.0], [-1.0, -1.0], [5.0, 5.0]]]).expand(3, -1, -1)
+    mask = length_mask(torch.tensor([2, 2, 0]), 3)
+    out = heads(item, hist, mask)
+    # head 0 reads sign(x0): target +1 vs history +1, -1 -> mean 0, max 1; head 1: -1 vs +1, -1 -> 0, 1
+    torch.testing.assert_close(out[0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(out[1], torch.zeros(4))  # unknown target
+    torch.testing.assert_close(out[2], torch.zeros(4))  # empty history
+
+
+@pytest.mark.parametrize("n_valid", [0, 1, 4])
+def test_similarity_heads_shared_and_graph_forms_agree(n_valid):
+    """The shared-history path and the serving graph's reshape-free form equal the general path."""
+    torch.manual_seed(0)
+    heads = SimilarityHeads(moon_dim=6, heads=3, head_dim=4).double()
+    item, hist = torch.randn(5, 6, dtype=torch.float64), torch.randn(1, 4, 6, dtype=torch.float64)
+    mask = length_mask(torch.tensor([n_valid]), 4)
+    general = heads(item, hist.expand(5, -1, -1), mask.expand(5, -1))
+    torch.testing.assert_close(heads(item, hist, mask), general)
+    graph = similarity_heads(heads, heads_unit(heads, item), heads_unit(heads, hist[0, :n_valid]))
+    torch.testing.assert_close(graph, general)
 
 
 @pytest.mark.parametrize("norm", ["none", "softmax"])

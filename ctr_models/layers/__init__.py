@@ -4,7 +4,7 @@ from .dice import Dice
 from .embedding import FeatureEmbedding, safe_ids
 from .fm import FMInteraction
 from .mlp import MLP, activation
-from .similarity import SimilarityFusion, SimTierHistogram, cosine_similarity
+from .similarity import SimilarityFusion, SimilarityHeads, SimTierHistogram, cosine_similarity
 
 __all__ = ["FeatureEmbedding", "safe_ids", "TargetAttention", "length_mask", "Dice", "FMInteraction", "MLP", "activation",
-           "SimilarityFusion", "SimTierHistogram", "cosine_similarity"]
+           "SimilarityFusion", "SimilarityHeads", "SimTierHistogram", "cosine_similarity"]

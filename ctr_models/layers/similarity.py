@@ -8,6 +8,11 @@ this item" in a way that still works for items whose ID embedding never trained 
   a fixed-size feature whatever the history length.
 - MUSE (Wu et al., 2025): fuse the similarity into target attention; here as a learned affine
   bias on the attention logits.
+- Similarity heads: H learned projections of the MOON vector, and per head the mean and max
+  cosine between the target and the history items. One fixed cosine mixes every facet of an
+  item (colour, pattern, category, taste) with fixed weights; a head can single one out, and the
+  mean over the history of a head's cosine is the learned form of "share of this user's clicks
+  that match the target on this facet", the cross a logistic regression on true attributes uses.
 """
 from __future__ import annotations
 
@@ -74,3 +79,46 @@ class SimilarityFusion(nn.Module):
 
     def forward(self, sim: torch.Tensor) -> torch.Tensor:
         return self.scale * sim + self.shift
+
+
+class SimilarityHeads(nn.Module):
+    """item_emb [B, D], hist_emb [B or 1, L, D], mask [B or 1, L] -> [B, 2H]: per head, the mean
+    and the max over the valid history of cos(P_h target, P_h item). Empty history -> 0.
+
+    The projection has no bias, so an unknown (all-zero) MOON vector stays zero and has cosine 0
+    with everything, as in `cosine_similarity`."""
+
+    def __init__(self, moon_dim: int, heads: int, head_dim: int, eps: float = 1e-8):
+        super().__init__()
+        if heads < 1 or head_dim < 1:
+            raise ValueError("SimilarityHeads needs heads >= 1 and head_dim >= 1")
+        self.heads, self.head_dim, self.eps = heads, head_dim, eps
+        self.proj = nn.Linear(moon_dim, heads * head_dim, bias=False)
+
+    @property
+    def out_dim(self) -> int:
+        return 2 * self.heads
+
+    def unit(self, emb: torch.Tensor) -> torch.Tensor:
+        """[..., D] -> [..., H * head_dim]: each head's projection over its norm."""
+        z = self.proj(emb).unflatten(-1, (self.heads, self.head_dim))
+        return (z / z.norm(dim=-1, keepdim=True).clamp(min=self.eps)).flatten(-2)
+
+    def forward(self, item_emb: torch.Tensor, hist_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
+
+    def pool(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit heads q [B, H*d], k [B or 1, L, H*d], mask [B or 1, L] -> [B, 2H] (mean, max)."""
+        q = q.unflatten(-1, (self.heads, self.head_dim))
+        k = k.unflatten(-1, (self.heads, self.head_dim))
+        if k.shape[0] == 1:  # one history shared by every target (a serving request)
+            sim = torch.einsum("bhd,lhd->bhl", q, k[0])
+        else:
+            sim = torch.einsum("bhd,blhd->bhl", q, k)
+        valid = mask.unsqueeze(1).expand_as(sim)
+        n = valid.sum(dim=2).to(sim.dtype)                                     # [B, H]
+        mean = (sim * valid).sum(dim=2) / n.clamp(min=1.0)
+        if sim.shape[2] == 0:
+            return torch.cat([mean, mean], dim=1)
+        mx = sim.masked_fill(~valid, -1.0).max(dim=2).values
+        return torch.cat([mean, torch.where(n > 0, mx, torch.zeros_like(mx))], dim=1)

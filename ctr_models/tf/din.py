@@ -2,7 +2,8 @@
 
 Target and history items = concatenated ID / attribute embeddings (+ projected frozen MOON
 vector); target attention pools the history, with MOON the cosine similarities enter as a
-SimTier histogram and as a MUSE-style bias on the attention logits; a Dice MLP gives the logit.
+SimTier histogram, as a MUSE-style bias on the attention logits and through learned similarity
+heads (mean and max cosine per head); a Dice MLP gives the logit.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..config import ConfigError
 from ..din import DINConfig
 from ..inputs import ModelInputs
 from .features import check_features, history_of_first_row
-from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimTierHistogram, TargetAttention,
+from .layers import (MLP, FeatureEmbedding, SimilarityFusion, SimilarityHeads, SimTierHistogram, TargetAttention,
                      cosine_similarity, length_mask)
 
 
@@ -33,9 +34,12 @@ class DIN(tf.keras.Model):
                                          config.attention_act, config.attention_norm)
         self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
         self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
+        self.sim_heads = (SimilarityHeads(inputs.moon_dim, config.sim_heads, config.sim_head_dim)
+                          if config.use_moon and config.sim_heads else None)
         width = (config.embed_dim * len(self.embedding.fields) + self.embedding.moon_dim
                  + self.embedding.item_dim * (2 if config.interest_product else 1)
                  + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
+                 + (self.sim_heads.out_dim if self.sim_heads is not None else 0)
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
 
@@ -64,6 +68,8 @@ class DIN(tf.keras.Model):
             parts.append(q * interest)
         if self.sim_hist is not None:
             parts.append(self.sim_hist(sim, mask))
+        if self.sim_heads is not None:
+            parts.append(self.sim_heads(features["item_emb"], history["hist_emb"], mask))
         parts += [tf.cast(features[n], tf.float32)[:, None] for n in self.inputs.dense]
         return tf.squeeze(self.dnn(tf.concat(parts, axis=1), training=training), 1)
 
@@ -77,4 +83,6 @@ class DIN(tf.keras.Model):
         self.attention.load_torch(model.attention)
         if self.fusion is not None:
             self.fusion.load_torch(model.fusion)
+        if self.sim_heads is not None:
+            self.sim_heads.load_torch(model.sim_heads)
         self.dnn.load_torch(model.dnn)

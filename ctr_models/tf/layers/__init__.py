@@ -4,8 +4,8 @@ from .dice import Dice
 from .embedding import FeatureEmbedding, length_mask, safe_ids
 from .fm import fm_interaction
 from .mlp import MLP, PReLU, activation, linear, load_linear
-from .similarity import SimilarityFusion, SimTierHistogram, cosine_similarity
+from .similarity import SimilarityFusion, SimilarityHeads, SimTierHistogram, cosine_similarity
 
 __all__ = ["TargetAttention", "Dice", "FeatureEmbedding", "length_mask", "safe_ids", "fm_interaction", "MLP",
-           "PReLU", "activation", "linear", "load_linear", "SimilarityFusion", "SimTierHistogram",
+           "PReLU", "activation", "linear", "load_linear", "SimilarityFusion", "SimilarityHeads", "SimTierHistogram",
            "cosine_similarity"]

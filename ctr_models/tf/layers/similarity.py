@@ -1,8 +1,10 @@
-"""Cosine similarity of frozen MOON vectors, SimTier histogram and MUSE-style fusion.
+"""Cosine similarity of frozen MOON vectors, SimTier histogram, MUSE-style fusion, similarity heads.
 
 Mirrors ctr_models.layers.similarity (see its docstring for why these signals help cold items).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -64,3 +66,41 @@ class SimilarityFusion(tf.keras.layers.Layer):
     def load_torch(self, module) -> None:
         self.scale.assign(float(module.scale.detach()))
         self.shift.assign(float(module.shift.detach()))
+
+
+class SimilarityHeads(tf.keras.layers.Layer):
+    """Per learned head, the mean and max cosine of the target to the valid history -> [B, 2H]
+    (ctr_models.layers.SimilarityHeads: a bias-free projection, so unknown vectors stay zero)."""
+
+    def __init__(self, moon_dim: int, heads: int, head_dim: int, eps: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        if heads < 1 or head_dim < 1:
+            raise ValueError("SimilarityHeads needs heads >= 1 and head_dim >= 1")
+        self.heads, self.head_dim, self.eps = heads, head_dim, eps
+        bound = 1.0 / math.sqrt(moon_dim)  # torch nn.Linear's initialisation
+        self.proj = self.add_weight(name="proj", shape=(moon_dim, heads * head_dim),
+                                    initializer=tf.keras.initializers.RandomUniform(-bound, bound))
+
+    @property
+    def out_dim(self) -> int:
+        return 2 * self.heads
+
+    def unit(self, emb):
+        """[..., D] -> [..., H, head_dim], each head over its norm."""
+        z = tf.matmul(emb, self.proj)
+        z = tf.reshape(z, tf.concat([tf.shape(z)[:-1], [self.heads, self.head_dim]], axis=0))
+        return z / tf.maximum(tf.norm(z, axis=-1, keepdims=True), self.eps)
+
+    def call(self, item_emb, hist_emb, valid):
+        q, k = self.unit(item_emb), self.unit(hist_emb)     # [B, H, d], [B or 1, L, H, d]
+        sim = tf.einsum("bhd,blhd->bhl", q, tf.broadcast_to(k, tf.concat([tf.shape(q)[:1], tf.shape(k)[1:]], 0)))
+        valid = tf.broadcast_to(valid[:, None, :], tf.shape(sim))
+        m = tf.cast(valid, sim.dtype)
+        n = tf.reduce_sum(m, axis=2)
+        mean = tf.reduce_sum(sim * m, axis=2) / tf.maximum(n, 1.0)
+        masked = tf.where(valid, sim, -tf.ones_like(sim))
+        mx = tf.cond(tf.shape(sim)[2] > 0, lambda: tf.reduce_max(masked, axis=2), lambda: mean)
+        return tf.concat([mean, tf.where(n > 0, mx, tf.zeros_like(mx))], axis=1)
+
+    def load_torch(self, module) -> None:
+        self.proj.assign(module.proj.weight.detach().numpy().T)
