@@ -48,16 +48,17 @@ def pad_ragged(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, max_
 
 
 def row_arrays(columns: Mapping[str, np.ndarray], spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """The per-row model arrays (ids, profiles, context codes, dense) from null-free numpy columns;
-    no history. Context columns hold codes already (ContextFeature.encode of the raw values)."""
-    arrays = {
-        "user_id": clip_ids(columns["user_id"], spec.max_user_id),
-        "item_id": clip_ids(columns["item_id"], spec.max_item_id),
-    }
-    for f in spec.user_categorical + spec.item_categorical + spec.context:
-        arrays[f.name] = np.asarray(columns[f.name]).astype(np.int64)  # a copy: Arrow buffers are read-only
-    for name in spec.user_dense + spec.item_dense:
-        arrays[name] = standardised(spec, name, columns[name])
+    """The per-row model arrays of the spec's typed fields (ids, profiles, context codes, dense)
+    from null-free numpy columns; no history. Context columns hold codes already
+    (ContextFeature.encode of the raw values)."""
+    arrays = {}
+    for f in spec.fields():
+        if f.kind == "id":  # ids beyond the spec's range (new since `features build`) are unknown
+            arrays[f.name] = clip_ids(columns[f.name], f.vocab_size - 1)
+        elif f.kind in ("categorical", "context"):
+            arrays[f.name] = np.asarray(columns[f.name]).astype(np.int64)  # a copy: Arrow buffers are read-only
+        elif f.kind == "dense":
+            arrays[f.name] = standardised(spec, f.name, columns[f.name])
     return arrays
 
 

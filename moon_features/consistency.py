@@ -116,14 +116,17 @@ def with_sampled_context(rows: pd.DataFrame, spec, seed: int = 0) -> pd.DataFram
     return out
 
 
-def request_context(rows: pd.DataFrame, idx: np.ndarray, spec) -> tuple:
-    """The /score `context` of each row in idx, as a hashable tuple of (name, value) (null: None)."""
-    def value(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        return int(v) if isinstance(v, (float, np.floating, np.integer)) else v
+def _request_value(v):
+    """An entity-row cell as JSON would carry it: None for NaN / NA, a Python int for numbers."""
+    if v is None or pd.isna(v):
+        return None
+    return int(v) if isinstance(v, (float, np.floating, np.integer)) else v
+
+
+def request_context(rows: pd.DataFrame, idx, spec) -> list[tuple]:
+    """The /score `context` of each row in idx, as a hashable tuple of (name, value) pairs."""
     names = [f.name for f in spec.context]
-    return [tuple((n, value(rows[n].iloc[r])) for n in names) for r in idx]
+    return [tuple((n, _request_value(rows[n].iloc[r])) for n in names) for r in idx]
 
 
 def _check_materialized(store: FeatureStore, spec) -> None:

@@ -114,7 +114,14 @@ class FeatureSpec:
         return f"ctr_{self.name}{suffix}".replace("-", "_")
 
     def fields(self) -> tuple:
-        """The typed fields (moon_features.fields), in the order the model's inputs list them."""
+        """The typed fields (moon_features.fields), in the order the model's inputs list them.
+
+        Built once per spec (it is frozen) and kept: serving's row_arrays reads it per request."""
+        if "_fields" not in self.__dict__:
+            object.__setattr__(self, "_fields", self._build_fields())
+        return self.__dict__["_fields"]
+
+    def _build_fields(self) -> tuple:
         stats = self.dense_stats
 
         def dense(names, group, view):
