@@ -18,8 +18,12 @@ Each test row is scored as the first candidate of a request (serving/request_rep
 (--request-sizes 1) and beside 199 other candidates (200, bench/serving.py's request size), since
 dynamic quantization scales activations over the whole request.
 
+With --by-node, each weight product that the int8 path quantizes is also quantized alone (same
+settings, onnxruntime's nodes_to_quantize) and replayed at the largest request size: which
+layer's quantization moves the scores.
+
     python bench/int8_quality.py [--demo-dir runs/demo --repo feature_repo] [--items 1000] [--seed 0]
-        [--request-sizes 1,200] [--out runs/int8_quality]
+        [--request-sizes 1,200] [--by-node] [--out runs/int8_quality]
 """
 from __future__ import annotations
 
@@ -32,15 +36,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ctr_models.metrics import ctr_metrics  # noqa: E402
+from ctr_models.onnx_export import onnx_bytes, quantize_int8  # noqa: E402
 from ctr_models.trainer import Trainer, TrainerConfig  # noqa: E402
 from moon_features.data.layout import load_dataset  # noqa: E402
 from moon_features.demo import run_demo  # noqa: E402
 from moon_features.idmap import coded_dataset  # noqa: E402
-from moon_features.serving.onnx_model import OnnxScoringModel  # noqa: E402
+from moon_features.serving.onnx_model import OnnxScoringModel, session_options  # noqa: E402
 from moon_features.serving.request_replay import replay_scores, torch_scores  # noqa: E402
 from moon_features.store.repo import open_store  # noqa: E402
 from moon_features.store.sources import entity_rows  # noqa: E402
@@ -74,6 +82,39 @@ def compare(name: str, scores: np.ndarray, fp32: np.ndarray, labels, users, base
             "mean_abs_diff": float(diff.mean())}
 
 
+def quantized_nodes(fp32: bytes) -> list[str]:
+    """Names (in the fp32 graph, after onnxruntime's Gemm -> MatMul + Add) of the products the
+    product's quantize_int8 turns into int8 MatMulInteger."""
+    graph = onnx.load_from_string(quantize_int8(fp32)).graph
+    return [n.name.removesuffix("_quant") for n in graph.node if n.op_type == "MatMulInteger"]
+
+
+def quantize_only(fp32: bytes, names: list[str]) -> bytes:
+    """quantize_int8's settings (per-channel int8 weights, MatMul / Gemm), restricted to `names`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"], nodes_to_quantize=names)
+        return dst.read_bytes()
+
+
+def by_node(model, data, fp32, labels, users, base, size: int, seed: int, user_dense) -> list[dict]:
+    """Each quantized product alone, replayed at request size `size`."""
+    graph = onnx_bytes(model)
+    runner = OnnxScoringModel(model, "onnx")  # its feeds; the session is swapped per node
+    out = []
+    for name in quantized_nodes(graph):
+        runner.session = ort.InferenceSession(quantize_only(graph, [name]), session_options(1),
+                                              providers=["CPUExecutionProvider"])
+        s = replay_scores(runner.scores, data, request_size=size, seed=seed, user_dense=user_dense)
+        r = {"request_size": size, **compare(f"int8 {name} only", s, fp32, labels, users, base)}
+        out.append(r)
+        print(f"  B={size:<4} int8 of {name:<28} only: AUC {r['auc_change']:+.5f}  max |diff| "
+              f"{r['max_abs_diff']:.1e}  p99 {r['p99_abs_diff']:.1e}", flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--demo-dir", default=None, help="a finished `moon-features demo --workdir` folder")
@@ -81,6 +122,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--request-sizes", default="1,200")
+    p.add_argument("--by-node", action="store_true", help="also quantize each product alone")
     p.add_argument("--out", default="runs/int8_quality")
     args = p.parse_args()
     started, load_before = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.getloadavg()
@@ -99,8 +141,8 @@ def main() -> None:
 
     backends = {"torch": torch_scores(art.model), "onnx": OnnxScoringModel(art.model, "onnx").scores,
                 "onnx-int8": OnnxScoringModel(art.model, "onnx-int8").scores}
-    results = []
-    for size in [int(s) for s in args.request_sizes.split(",")]:
+    results, sizes = [], [int(s) for s in args.request_sizes.split(",")]
+    for size in sizes:
         for name, score in backends.items():
             t0 = time.perf_counter()
             s = replay_scores(score, data, request_size=size, seed=args.seed, user_dense=trained.user_dense)
@@ -111,6 +153,8 @@ def main() -> None:
                   f"({r['gauc_change']:+.5f})  max |diff| {r['max_abs_diff']:.1e}  p99 {r['p99_abs_diff']:.1e}  "
                   f"mean {r['mean_abs_diff']:.1e}", flush=True)
 
+    nodes = by_node(art.model, data, fp32, labels, users, base, max(sizes), args.seed,
+                    trained.user_dense) if args.by_node else []
     worst = [r for r in results if r["backend"] == "onnx-int8"]
     ok_scores = all(r["max_abs_diff"] <= SCORE_BOUND for r in worst)
     ok_auc = all(abs(r["auc_change"]) <= AUC_BOUND for r in worst)
@@ -122,8 +166,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"model_dir": str(model_dir), "test_rows": len(rows), "fp32": base, "train_reported_auc": reported,
-               "results": results, "score_bound_met": ok_scores, "auc_bound_met": ok_auc, "started": started,
-               "load_before": load_before, "load_after": load_after}
+               "results": results, "by_node": nodes, "score_bound_met": ok_scores, "auc_bound_met": ok_auc,
+               "started": started, "load_before": load_before, "load_after": load_after}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {out / 'summary.json'}")
 
