@@ -49,12 +49,15 @@ def feature_columns(lookup: OnlineLookup, spec: FeatureSpec, user_id: int) -> di
     n = len(cand.item_ids)
     profile = lookup.user.profile
     cols = {"user_id": np.full(n, user_id, dtype=np.int64), "item_id": cand.item_ids}
-    for f in spec.user_categorical:
-        cols[f.name] = np.full(n, int(profile.get(f.name, 0)), dtype=np.int64)
-    for name in spec.user_dense:
-        cols[name] = np.full(n, float(profile.get(name, 0.0)), dtype=np.float32)
-    for name in [f.name for f in spec.item_categorical] + list(spec.item_dense):
-        cols[name] = cand.profiles[name]
+    for f in spec.fields():
+        if f.kind not in ("categorical", "dense"):
+            continue  # ids above; context from the request (context_columns); history apart
+        if f.group == "item":
+            cols[f.name] = cand.profiles[f.name]
+        elif f.kind == "categorical":
+            cols[f.name] = np.full(n, int(profile.get(f.name, 0)), dtype=np.int64)
+        else:
+            cols[f.name] = np.full(n, float(profile.get(f.name, 0.0)), dtype=np.float32)
     return cols
 
 

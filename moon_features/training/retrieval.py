@@ -96,13 +96,16 @@ def pad_sequences(column: pa.ChunkedArray | pa.Array, max_len: int, max_id: int)
 
 
 def feature_columns(table: pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """The per-row columns `batching.row_arrays` reads, as numpy with nulls filled (0 / 0.0)."""
-    names = ["user_id", "item_id"] + [f.name for f in spec.user_categorical + spec.item_categorical]
-    columns = {name: table.column(name).fill_null(0).to_numpy() for name in names}
-    for name in spec.user_dense + spec.item_dense:
-        columns[name] = table.column(name).fill_null(0.0).to_numpy()
-    for f in spec.context:  # raw values of the entity rows' column, coded as serving codes a request's
-        columns[f.name] = f.encode(table.column(f.name).to_pandas())
+    """The per-row columns `batching.row_arrays` reads (the spec's id, categorical, dense and
+    context fields), as numpy with nulls filled (0 / 0.0)."""
+    columns = {}
+    for f in spec.fields():
+        if f.kind in ("id", "categorical"):
+            columns[f.name] = table.column(f.name).fill_null(0).to_numpy()
+        elif f.kind == "dense":
+            columns[f.name] = table.column(f.name).fill_null(0.0).to_numpy()
+        elif f.kind == "context":  # the entity rows' raw values, coded as serving codes a request's
+            columns[f.name] = f.encode(table.column(f.name).to_pandas())
     return columns
 
 
