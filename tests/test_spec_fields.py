@@ -11,6 +11,8 @@ import pytest
 from feast.types import Float32, Int64
 
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
+from moon_features.cli import main
+from moon_features.data.layout import load_dataset
 from moon_features.data.synthetic import generate_shop
 from moon_features.fields import (ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature,
                                   EmbeddingFeature, IdFeature, SequenceFeature)
@@ -114,3 +116,9 @@ def test_the_profile_views_schema_comes_from_the_typed_fields():
     item = profile_schema(spec, "item_profile")
     assert [(f.name, f.dtype, f.tags) for f in item] == [("category", Int64, {"vocab_size": "4"}), ("price", Float32, {})]
     assert [f.name for f in profile_schema(spec, "user_profile")] == ["gender"]  # context: in no view
+
+
+def test_data_generate_context_writes_the_context_columns(tmp_path):
+    assert main(["data", "generate", "--out", str(tmp_path / "s"), "--items", "40", "--context"]) in (0, None)
+    log = load_dataset(tmp_path / "s").interactions
+    assert {"hour_of_day", "device"} <= set(log.columns) and log["hour_of_day"].between(0, 23).all()
