@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .serving_graph import (FoldedDice, attention_rest, check_graph_config, first_layer_terms, fold_dice,
-                            heads_unit, similarity_heads, similarity_histogram)
+                            similarity_heads, similarity_histogram)
 
 ROW_PARTS = ("k", "c", "kk", "u", "unit", "heads", "complete")
 
@@ -112,7 +112,7 @@ class ItemProjection(nn.Module):
         if emb.moon is not None:
             parts.append(item_emb / item_emb.norm(dim=-1, keepdim=True).clamp(min=1e-8))
         if self.model.sim_heads is not None:
-            parts.append(heads_unit(self.model.sim_heads, item_emb))
+            parts.append(self.model.sim_heads.unit(item_emb).flatten(1))
         return torch.cat(parts + [complete.to(torch.float32).unsqueeze(1)], dim=1)
 
     def split(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,7 +157,8 @@ class ItemProjection(nn.Module):
         if m.sim_hist is not None:
             rest.append(similarity_histogram(m.sim_hist, sim))
         if m.sim_heads is not None:
-            rest.append(similarity_heads(m.sim_heads, c["heads"], h["heads"]))
+            shape = (m.sim_heads.heads, m.sim_heads.head_dim)  # unflatten, not flatten: n may be 0
+            rest.append(similarity_heads(m.sim_heads, c["heads"].unflatten(1, shape), h["heads"].unflatten(1, shape)))
         x = torch.addmm(c["u"] + request, torch.cat(rest, dim=1), self.w_rest)
         for layer in list(m.dnn)[1:]:
             x = layer(x)

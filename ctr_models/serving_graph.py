@@ -83,29 +83,19 @@ def similarity_histogram(hist: nn.Module, sim: torch.Tensor) -> torch.Tensor:
     return torch.cat([frac, mean, mx], dim=1)
 
 
-def head_sums(heads: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """[..., H * d] -> [..., H]: the sum within each head, as a product with a 0/1 block matrix
-    (a reshape would freeze the traced batch size in the ONNX graph)."""
-    blocks = torch.eye(heads.heads, dtype=x.dtype).repeat_interleave(heads.head_dim, dim=0)  # [H * d, H]
-    return x @ blocks
-
-
-def heads_unit(heads: nn.Module, emb: torch.Tensor) -> torch.Tensor:
-    """SimilarityHeads.unit without a reshape: [N, D] -> [N, H * d], each head over its norm."""
-    z = heads.proj(emb)
-    norm = head_sums(heads, z * z).sqrt().clamp(min=heads.eps)                 # [N, H]
-    return z / norm.repeat_interleave(heads.head_dim, dim=1)
-
-
 def similarity_heads(heads: nn.Module, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """SimilarityHeads.pool over one history of n valid items: unit heads q [B, H * d], k [n, H * d]
-    -> [B, 2H] (per head the mean and the max cosine; 0 for n = 0)."""
-    sim = head_sums(heads, q.unsqueeze(1) * k.unsqueeze(0))                    # [B, n, H]
-    n = torch.ones_like(sim[..., :1]).sum(dim=1)                               # [B, 1]
-    mean = sim.sum(dim=1) / n.clamp(min=1.0)
-    # a -1 row keeps the max defined for n = 0 (then replaced by 0, as the model does)
-    mx = torch.cat([sim, torch.full_like(mean, -1.0).unsqueeze(1)], dim=1).max(dim=1).values
-    return torch.cat([mean, torch.where(n > 0, mx, torch.zeros_like(mx))], dim=1)
+    """SimilarityHeads.pool over one history of n valid items: unit heads q [B, H, d], k [n, H, d]
+    -> [B, 2H] (per head the mean and the max cosine; 0 for n = 0). One [B, d] x [d, n] product
+    per head, batched over the heads (onnxruntime's Einsum fails on an empty history)."""
+    sim = q.transpose(0, 1) @ k.permute(1, 2, 0)                                # [H, B, n]
+    # constants of a data shape are built by arithmetic on data: the exporter would freeze a
+    # ones_like / full_like to the traced shape
+    n = (sim[:1, :1] * 0.0 + 1.0).sum()
+    mean = sim.sum(dim=2) / n.clamp(min=1.0)                                     # [H, B]
+    # a -1 column keeps the max defined for n = 0 (then replaced by 0, as the model does)
+    mx = torch.cat([sim, (mean * 0.0 - 1.0).unsqueeze(2)], dim=2).max(dim=2).values
+    mx = torch.where(n > 0, mx, mx * 0.0)
+    return torch.cat([mean, mx], dim=0).t()
 
 
 class FoldedDice(nn.Module):
@@ -237,7 +227,7 @@ class DINGraph(_Graph):
             parts.append(similarity_histogram(m.sim_hist, sim))
         if m.sim_heads is not None:
             h = m.sim_heads
-            parts.append(similarity_heads(h, heads_unit(h, x["item_emb"]), heads_unit(h, x["hist_emb"])))
+            parts.append(similarity_heads(h, h.unit(x["item_emb"]), h.unit(x["hist_emb"])))
         logit = m.dnn(torch.cat(parts + dense, dim=1)).squeeze(1)
         return logit, torch.sigmoid(logit)
 

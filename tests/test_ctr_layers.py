@@ -5,7 +5,7 @@ import torch
 
 from ctr_models.layers import (FMInteraction, SimilarityHeads, SimTierHistogram, TargetAttention, cosine_similarity,
                                length_mask)
-from ctr_models.serving_graph import heads_unit, similarity_heads
+from ctr_models.serving_graph import similarity_heads
 
 
 @pytest.mark.parametrize("act,norm", [("dice", "none"), ("prelu", "softmax")])
@@ -89,7 +89,7 @@ def test_similarity_heads_shared_and_graph_forms_agree(n_valid):
     mask = length_mask(torch.tensor([n_valid]), 4)
     general = heads(item, hist.expand(5, -1, -1), mask.expand(5, -1))
     torch.testing.assert_close(heads(item, hist, mask), general)
-    graph = similarity_heads(heads, heads_unit(heads, item), heads_unit(heads, hist[0, :n_valid]))
+    graph = similarity_heads(heads, heads.unit(item), heads.unit(hist[0, :n_valid]))
     torch.testing.assert_close(graph, general)
 
 

@@ -100,17 +100,15 @@ class SimilarityHeads(nn.Module):
         return 2 * self.heads
 
     def unit(self, emb: torch.Tensor) -> torch.Tensor:
-        """[..., D] -> [..., H * head_dim]: each head's projection over its norm."""
+        """[..., D] -> [..., H, head_dim]: each head's projection over its norm."""
         z = self.proj(emb).unflatten(-1, (self.heads, self.head_dim))
-        return (z / z.norm(dim=-1, keepdim=True).clamp(min=self.eps)).flatten(-2)
+        return z / z.norm(dim=-1, keepdim=True).clamp(min=self.eps)
 
     def forward(self, item_emb: torch.Tensor, hist_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
 
     def pool(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Unit heads q [B, H*d], k [B or 1, L, H*d], mask [B or 1, L] -> [B, 2H] (mean, max)."""
-        q = q.unflatten(-1, (self.heads, self.head_dim))
-        k = k.unflatten(-1, (self.heads, self.head_dim))
+        """Unit heads q [B, H, d], k [B or 1, L, H, d], mask [B or 1, L] -> [B, 2H] (mean, max)."""
         if k.shape[0] == 1:  # one history shared by every target (a serving request)
             sim = torch.einsum("bhd,lhd->bhl", q, k[0])
         else:
