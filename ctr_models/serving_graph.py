@@ -35,8 +35,8 @@ from .layers import Dice, cosine_similarity, safe_ids
 # Config options each graph follows; any other field of the model's config is an unknown option.
 GRAPH_CONFIG_FIELDS = {
     "din": {"embed_dim", "use_item_id", "use_moon", "moon_proj_dim", "sim_histogram", "sim_bins",
-            "fuse_similarity", "sim_heads", "sim_head_dim", "attention_hidden", "attention_act", "attention_norm", "interest_product",
-            "dnn_hidden", "dnn_act", "dropout", "item_field", "init_std"},
+            "fuse_similarity", "sim_heads", "sim_head_dim", "attention_hidden", "attention_act",
+            "attention_norm", "interest_product", "dnn_hidden", "dnn_act", "dropout", "item_field", "init_std"},
     "deepfm": {"embed_dim", "use_item_id", "use_moon", "sequence_pooling", "sim_histogram", "sim_bins",
                "dnn_hidden", "dnn_act", "dropout", "item_field", "init_std"},
 }
