@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+# this checkout's code, not whatever the venv's editable install points at (e.g. from a worktree)
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from bring_your_own_catalogue import run  # noqa: E402
 
 
