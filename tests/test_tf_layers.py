@@ -143,3 +143,30 @@ def test_shared_attention_equals_the_general_path_with_gradients():
                                tape.gradient(slow, att.first_kernel).numpy(), rtol=1e-4, atol=1e-6)
     empty = att(q, one, length_mask(tf.constant([0], tf.int64), 7), shared=True)
     assert np.all(empty.numpy() == 0)
+
+
+@pytest.mark.parametrize("name", ["din_moon", "deepfm_moon"])
+def test_savedmodel_request_signature_equals_the_general_one_and_torch(name, tmp_path):
+    """The exported "score_request" signature (one request: row 0's history for every candidate)
+    gives the general "serving_default" scores on the repeated history, with the history sent as
+    B rows or as one, and torch's shared path; TFArtifact routes a shared_history CTRBatch to it."""
+    _, torch_cls, tf_cls, config, moon_dim, dense = next(c for c in CASES if c[0] == name)
+    tm, km, data, _ = pair(torch_cls, tf_cls, config, moon_dim, dense)
+    tb = shared_batch(data, slice(0, 40), int(np.argmax(data.column("hist_len"))))
+    tm.eval()
+    with torch.no_grad():
+        expected = tm(tb).numpy()
+    path = ctf.save_tf_artifact(km, tmp_path / name)
+    loaded = tf.saved_model.load(str(path / "saved_model"))  # as TF Serving would, without this package
+    feats = {k: tf.constant(v) for k, v in ctf.to_features(tb, data.inputs).items() if k != "label"}
+    general = loaded.signatures["serving_default"](**feats)["logits"].numpy()
+    request = loaded.signatures["score_request"](**feats)["logits"].numpy()
+    once = dict(feats, **ctf.features.history_of_first_row(feats, data.inputs))  # history as 1 row
+    request_once = loaded.signatures["score_request"](**once)["logits"].numpy()
+    assert once["hist_emb"].shape[0] == 1 and request_once.shape == (40,) and np.std(expected) > 1e-3
+    np.testing.assert_allclose(request, general, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(request_once, general, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(request_once, expected, rtol=1e-4, atol=1e-4)
+    art = ctf.load_tf_artifact(path)
+    assert art.request_signature is not None
+    np.testing.assert_allclose(art.logits(tb), request_once, rtol=1e-6, atol=1e-6)

@@ -4,6 +4,9 @@
                           "inputs", "extra", "metrics", "signature"}  (written last: marks completeness)
     <dir>/saved_model/   signature "serving_default": one named input per feature_specs(inputs)
                          entry (no label) -> {"logits": [B], "probs": [B]}
+                         signature "score_request": the same inputs, one request (one user, B
+                         candidates): row 0's history is every row's, embedded once; the history
+                         inputs may have 1 row or B rows
     <dir>/weights/       tf.train.Checkpoint of the Keras model (rebuild + fine-tune: load_keras_model)
 
 The same config.json layout as ctr_models.artifact, so `inputs` and `extra` (feature spec,
@@ -24,20 +27,32 @@ from ..artifact import FORMAT_VERSION, ArtifactError, check_meta
 from ..batch import BatchShapeError
 from ..inputs import ModelInputs
 from ..registry import MODELS
-from .features import dummy_features, feature_specs, to_features
+from .features import dummy_features, feature_specs, history_of_first_row, to_features
 
 BACKEND = "tensorflow"
 SIGNATURE = "serving_default"
+REQUEST_SIGNATURE = "score_request"
 
 
-def serving_function(model: tf.keras.Model) -> tf.types.experimental.ConcreteFunction:
-    """The signature: positional tensors named after the features (so callers pass them by name)."""
+def serving_function(model: tf.keras.Model, shared_history: bool = False) -> tf.types.experimental.ConcreteFunction:
+    """The signature: positional tensors named after the features (so callers pass them by name).
+
+    `shared_history`: the request signature (the model's shared-history path). Its history inputs
+    (sequences, hist_len, hist_emb) may hold 1 row, sent once per request, or B rows, of which
+    row 0 is used; hist_len is broadcast to the B candidates because the models take the batch
+    size from it.
+    """
     specs = feature_specs(model.inputs)
     names = list(specs)
+    first_target = model.inputs.sparse[0].name  # a candidate-side input: B rows in either signature
 
     @tf.function(input_signature=[specs[n] for n in names])
     def serve(*tensors):
-        logits = model(dict(zip(names, tensors)), training=False)
+        features = dict(zip(names, tensors))
+        if shared_history:
+            rows = tf.shape(features[first_target])[:1]
+            features["hist_len"] = tf.broadcast_to(features["hist_len"][:1], rows)
+        logits = model(features, training=False, shared_history=shared_history)
         return {"logits": logits, "probs": tf.sigmoid(logits)}
 
     return serve.get_concrete_function()
@@ -67,7 +82,8 @@ def save_tf_artifact(model: tf.keras.Model, path: str | Path, extra: dict | None
     module.variables_ = list(model.variables)
     for sub in ("saved_model", "weights"):
         shutil.rmtree(path / sub, ignore_errors=True)
-    tf.saved_model.save(module, str(path / "saved_model"), signatures={SIGNATURE: serving_function(model)})
+    tf.saved_model.save(module, str(path / "saved_model"), signatures={
+        SIGNATURE: serving_function(model), REQUEST_SIGNATURE: serving_function(model, shared_history=True)})
     tf.train.Checkpoint(model=model).write(str(path / "weights" / "ckpt"))
     (path / "config.json").write_text(text)
     return path
@@ -89,7 +105,12 @@ def read_meta(path: str | Path, inputs: ModelInputs | None = None) -> dict:
 
 @dataclass
 class TFArtifact:
-    """A loaded SavedModel and its metadata; `predict` takes a CTRBatch or a dict of arrays."""
+    """A loaded SavedModel and its metadata; `predict` takes a CTRBatch or a dict of arrays.
+
+    A batch with `shared_history` (one request, as the scoring service builds it) runs the
+    "score_request" signature on row 0's history only; an artifact saved before that signature
+    existed runs the general one, which gives the same scores on the repeated history.
+    """
 
     path: Path
     model_type: str
@@ -99,6 +120,7 @@ class TFArtifact:
     extra: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     loaded: object = field(default=None, repr=False)  # keeps the restored variables alive
+    request_signature: object = field(default=None, repr=False)  # None: saved without "score_request"
 
     def _run(self, batch) -> dict[str, np.ndarray]:
         feats = to_features(batch, self.inputs)
@@ -106,7 +128,11 @@ class TFArtifact:
         missing = sorted(set(feature_specs(self.inputs)) - set(feats))
         if missing:
             raise BatchShapeError(f"batch lacks {missing} needed by the {self.model_type} model at {self.path}")
-        out = self.signature(**{k: tf.constant(v) for k, v in feats.items()})
+        signature = self.signature
+        if getattr(batch, "shared_history", False) and self.request_signature is not None:
+            signature = self.request_signature
+            feats.update(history_of_first_row(feats, self.inputs))  # the history crosses once, not B times
+        out = signature(**{k: tf.constant(v) for k, v in feats.items()})
         return {k: v.numpy() for k, v in out.items()}
 
     def logits(self, batch) -> np.ndarray:
@@ -124,7 +150,8 @@ def load_tf_artifact(path: str | Path, inputs: ModelInputs | None = None) -> TFA
     config_class = MODELS[meta["model_type"]].config_class()
     return TFArtifact(path=path, model_type=meta["model_type"], config=config_class.from_dict(meta["config"]),
                      inputs=ModelInputs.from_dict(meta["inputs"]), signature=loaded.signatures[SIGNATURE],
-                     extra=meta.get("extra", {}), metrics=meta.get("metrics", {}), loaded=loaded)
+                     extra=meta.get("extra", {}), metrics=meta.get("metrics", {}), loaded=loaded,
+                     request_signature=loaded.signatures.get(REQUEST_SIGNATURE))
 
 
 def load_keras_model(path: str | Path, inputs: ModelInputs | None = None) -> tf.keras.Model:

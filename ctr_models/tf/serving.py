@@ -7,8 +7,10 @@
 
 `artifact.model` is a SavedModelRanker: it duck-types the part of nn.Module the scorer uses
 (`eval()`, `__call__(CTRBatch)`, `state_dict()`, `.config.model_type`, `.inputs`), so
-`CTRScorer(store, load_artifact(dir))` works unchanged (tests/test_tf_serving.py). `is_tf_artifact` reads only config.json;
-call it before importing this module if TensorFlow may be absent.
+`CTRScorer(store, load_artifact(dir))` works unchanged (tests/test_tf_serving.py); the scorer's
+batches have `shared_history`, so they run the SavedModel's "score_request" signature.
+`is_tf_artifact` reads only config.json; call it before importing this module if TensorFlow may
+be absent.
 """
 from __future__ import annotations
 
