@@ -6,7 +6,9 @@ the items that exist at the time by recent popularity, the MOON encoder on the l
 validation period, both DINs trained and measured on the same time split. Prints per seed the test
 AUC and the cold-item AUC (test rows whose item never appeared in train / validation) of both
 models and the difference, and the number of cold-item test rows (a cold AUC over a few dozen rows
-is noise); the seed changes the shop, the negatives, the encoder and the models.
+is noise: the table gives its positives / negatives and the standard error of one cold AUC,
+Hanley-McNeil, for the ids-only model); the seed changes the shop, the negatives, the encoder and
+the models.
 
     nice -n 5 python bench/byo.py --items 1000 --seeds 0,1,2 --epochs 2 --workdir runs/bench_byo_1000
     # or one process per seed, then the table:
@@ -28,6 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # this checkout's code, not whatever the venv's editable install points at (e.g. from a worktree)
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from bring_your_own_catalogue import run  # noqa: E402
+from ctr_models.metrics import auc_standard_error  # noqa: E402
+from moon_features.data.layout import load_dataset  # noqa: E402
+from moon_features.data.split import time_split  # noqa: E402
+
+
+def cold_rows(shop: Path) -> tuple[int, int]:
+    """(positives, negatives) among the test rows whose item never appears in train / validation:
+    the rows `train` measures the cold-item AUC on (its time split of the same log)."""
+    train, val, test = time_split(load_dataset(shop).interactions)
+    cold = test[~test["item_id"].isin(set(train["item_id"]) | set(val["item_id"]))]
+    return int(cold["label"].sum()), int((cold["label"] == 0).sum())
 
 
 def main() -> None:
@@ -51,17 +64,25 @@ def main() -> None:
             seconds = round(time.perf_counter() - t0)
             done.write_text(json.dumps({**s, "seconds": seconds}, indent=2, default=str))
         cold = json.loads((workdir / "models" / "din_ids" / "config.json").read_text())["metrics"]["cold_items_test"]
-        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": seconds, "cold_rows": int(cold.get("n", 0))})
-    print(f"\nBYO bench: {args.items} items, purchase-only, sparse ids, 70% without text, "
-          f"{args.per_positive} negatives per purchase, DIN {args.epochs} epochs, encoder demo preset "
-          f"({args.encoder_epochs or 'its own'} epochs per stage)")
+        n_pos, n_neg = cold_rows(workdir / "shop")
+        if n_pos + n_neg != int(cold.get("n", 0)):
+            raise SystemExit(f"seed {seed}: {n_pos + n_neg} cold rows here, {cold.get('n')} in train's metrics")
+        se = auc_standard_error(s["ids"]["cold_auc"], n_pos, n_neg) if n_pos and n_neg else float("nan")
+        rows.append({"seed": seed, "ids": s["ids"], "moon": s["moon"], "seconds": seconds,
+                     "cold_rows": n_pos + n_neg, "cold_pos": n_pos, "cold_neg": n_neg, "cold_se": se})
+    print(f"\nBYO bench: {args.items} items, purchase-only, sparse ids, 70% without text, new items arriving "
+          f"until the log's end, {args.per_positive} negatives per purchase (by purchase rate), DIN {args.epochs} "
+          f"epochs, encoder demo preset ({args.encoder_epochs or 'its own'} epochs per stage)")
     print(f"{'seed':>4} | {'test AUC ids':>12} {'+ MOON':>8} {'diff':>8} | {'cold AUC ids':>12} {'+ MOON':>8} "
-          f"{'diff':>8} {'cold rows':>9} | {'s':>5}")
+          f"{'diff':>8} {'SE':>6} {'cold rows (pos/neg)':>19} | {'s':>5}")
     for r in rows:
         i, m = r["ids"], r["moon"]
+        n = f"{r['cold_rows']} ({r['cold_pos']}/{r['cold_neg']})"
         print(f"{r['seed']:>4} | {i['test_auc']:>12.4f} {m['test_auc']:>8.4f} {m['test_auc'] - i['test_auc']:>+8.4f} | "
-              f"{i['cold_auc']:>12.4f} {m['cold_auc']:>8.4f} {m['cold_auc'] - i['cold_auc']:>+8.4f} {r['cold_rows']:>9} | "
-              f"{r['seconds']:>5}")
+              f"{i['cold_auc']:>12.4f} {m['cold_auc']:>8.4f} {m['cold_auc'] - i['cold_auc']:>+8.4f} "
+              f"{r['cold_se']:>6.3f} {n:>19} | {r['seconds']:>5}")
+    print("SE: the standard error of one cold AUC over that many positives / negatives (Hanley-McNeil, at the "
+          "ids-only AUC); a cold difference inside about 2 SE is not a measured difference")
     wins = sum(r["moon"]["test_auc"] > r["ids"]["test_auc"] and r["moon"]["cold_auc"] > r["ids"]["cold_auc"]
                for r in rows)
     print(f"+ MOON beats ids-only on both test and cold AUC in {wins} of {len(rows)} seeds")

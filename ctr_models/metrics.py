@@ -51,6 +51,17 @@ def gauc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> float:
     return num / den
 
 
+def auc_standard_error(auc_value: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC over n_pos positives and n_neg negatives (Hanley and McNeil, 1982):
+    how far the AUC of the same model would move on another sample of that size."""
+    if n_pos < 1 or n_neg < 1:
+        raise UndefinedMetricError(f"AUC needs both classes; got {n_pos} positives and {n_neg} negatives")
+    a = auc_value
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    return float(np.sqrt(var))
+
+
 def logloss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-7) -> float:
     y = np.asarray(labels, dtype=np.float64).ravel()
     p = np.clip(np.asarray(probs, dtype=np.float64).ravel(), eps, 1 - eps)

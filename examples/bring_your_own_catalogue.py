@@ -4,7 +4,9 @@
 
 Step 1 generates a stand-in for your data: a shop whose item ids are 9-digit article numbers (up
 to 949,551,001), whose customer ids are strings with leading zeros ("C0012345"), where 70% of the
-items have no title, and whose log holds purchases only (no impressions). Replace it with your own
+items have no title, whose log holds purchases only (no impressions), and where new articles keep
+arriving until the log's last day, as in a real shop (so the test period has items nobody has
+bought yet: the cold items MOON is for). Replace it with your own
 `items.parquet`, `users.parquet`, `interactions.parquet` and `dataset.json` (docs/byo.md).
 
 The rest is the path a new catalogue takes: validate; sample negatives (a purchase log has none);
@@ -49,11 +51,12 @@ def run(workdir: Path, items: int = 120, seed: int = 0, epochs: int = 2, encoder
         per_positive: int = 4, text_share: float = 0.3) -> dict:
     orders, shop, repo, models = workdir / "orders", workdir / "shop", workdir / "repo", workdir / "models"
 
-    # 1. your data (here: generated): sparse / string ids, 70% items without text, purchases only
+    # 1. your data (here: generated): sparse / string ids, 70% items without text, purchases only,
+    #    new items arriving until the end of the log
     cli("data", "generate", "--out", orders, "--items", items, "--seed", seed, "--purchase-only",
-        "--sparse-ids", "--no-text-share", round(1 - text_share, 3))
+        "--sparse-ids", "--no-text-share", round(1 - text_share, 3), "--arrival-span", 1.0)
     cli("data", "validate", orders)
-    # 2. negatives: items that exist at the time, by recent popularity, never the user's own purchases
+    # 2. negatives: items that exist at the time, by recent purchase rate, never the user's own purchases
     cli("data", "sample-negatives", "--data", orders, "--out", shop, "--per-positive", per_positive,
         "--seed", seed)
     # 3. the feature repo (ids -> dense codes, the id map beside spec.json), every view online

@@ -14,6 +14,17 @@ from .store.cli import add_store_commands
 from .training.cli import add_training_commands
 
 
+def version_list(text: str) -> tuple[int, ...]:
+    """'1,2' -> (1, 2): positive embedding versions, each once (argparse type)."""
+    try:
+        versions = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no comma-separated list of versions, e.g. 1,2") from None
+    if not versions or min(versions) <= 0 or len(set(versions)) != len(versions):
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive versions, each once, e.g. 1,2")
+    return versions
+
+
 def _add_check_consistency(sub) -> None:
     p = sub.add_parser("check-consistency",
                        help="offline (training) vs online (serving) scores of sampled rows must agree")
@@ -57,6 +68,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--sparse-ids", action="store_true",
                    help="natural ids: item ids up to 949,551,001, user ids as text ('C' + 7 digits)")
     p.add_argument("--no-text-share", type=float, default=0.0, help="share of items without a title, e.g. 0.7")
+    p.add_argument("--arrival-span", type=float, default=0.9,
+                   help="new items arrive over this first fraction of the log (1.0: until its last day, as in a "
+                        "real shop; 0.9: none in the test period)")
     p.add_argument("--context", action="store_true",
                    help="add the log columns hour_of_day and device, which shift click rates (context features: "
                         "`features build --context-columns hour_of_day,device`)")
@@ -71,6 +85,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--out", required=True, help="dataset folder to write (images are linked, not copied)")
     p.add_argument("--per-positive", type=int, default=4, help="negatives per positive")
     p.add_argument("--window-days", type=float, default=28.0, help="popularity = positives in this window before t")
+    p.add_argument("--popularity", choices=["rate", "count"], default="rate",
+                   help="rate: purchases per day the item existed in the window (a new item is drawn as often as an "
+                        "old one that sells as fast); count: purchases in the window (new items rarely drawn)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=handler("moon_features.commands:data_sample_negatives"))
 
@@ -98,6 +115,10 @@ def _add_features_and_demo(sub) -> None:
     p.add_argument("--context-columns", default="",
                    help="comma-separated interaction-log columns to train on as context features, e.g. "
                         "hour_of_day,device; /score then needs them in its `context` (default: none)")
+    p.add_argument("--embedding-versions", type=version_list, default=None, metavar="N[,N...]",
+                   help="comma-separated embedding versions to pin, each with a source data/item_moon_embedding_v<N>"
+                        ".parquet in the repo; models read their vectors concatenated in this order "
+                        "(default: the newest version there)")
     p.set_defaults(func=handler("moon_features.commands:features_build"))
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")

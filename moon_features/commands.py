@@ -17,7 +17,8 @@ from .features import build_feature_repo
 
 def data_generate(args) -> None:
     ds = generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
-                       weeks=args.weeks, seed=args.seed, image_size=args.image_size, context=args.context)
+                       weeks=args.weeks, seed=args.seed, image_size=args.image_size, context=args.context,
+                       arrival_span=args.arrival_span)
     # the shapes real catalogues arrive in (the "bring your own catalogue" path): data/shop_variants.py
     if args.purchase_only:
         ds = purchase_only(ds)
@@ -32,7 +33,8 @@ def data_generate(args) -> None:
 def data_sample_negatives(args) -> None:
     ds = load_dataset(args.data)
     out = Path(args.out)
-    sampled = sample_negatives(ds, per_positive=args.per_positive, seed=args.seed, window_days=args.window_days)
+    sampled = sample_negatives(ds, per_positive=args.per_positive, seed=args.seed, window_days=args.window_days,
+                               popularity=args.popularity)
     save_dataset(sampled, out)
     images = Path(args.data).resolve() / "images"
     if images.is_dir() and not (out / "images").exists():
@@ -40,7 +42,7 @@ def data_sample_negatives(args) -> None:
     n_neg = int((sampled.interactions["label"] == 0).sum())
     print(f"{out}: {len(sampled.interactions) - n_neg:,} positives + {n_neg:,} sampled negatives "
           f"({args.per_positive} per positive, existing items only, weighted by {args.window_days:g}-day "
-          f"popularity, seed {args.seed})")
+          f"popularity ({args.popularity}), seed {args.seed})")
 
 
 def data_import_movielens(args) -> None:
@@ -58,7 +60,8 @@ def data_validate(args) -> None:
 
 def features_build(args) -> None:
     context = [c.strip() for c in (args.context_columns or "").split(",") if c.strip()]
-    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online, context_columns=context)
+    build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online, context_columns=context,
+                       embedding_versions=args.embedding_versions)
 
 
 def check_consistency(args) -> None:

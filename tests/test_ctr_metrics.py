@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ctr_models.metrics import UndefinedMetricError, auc, gauc, logloss, rela_impr
+from ctr_models.metrics import UndefinedMetricError, auc, auc_standard_error, gauc, logloss, rela_impr
 
 
 def test_auc_by_hand_with_ties():
@@ -33,3 +33,16 @@ def test_auc_matches_sklearn_when_available():
     y = rng.integers(0, 2, 500)
     s = np.round(rng.random(500), 2)  # rounded so there are ties
     assert auc(y, s) == pytest.approx(sk.roc_auc_score(y, s))
+
+
+def test_auc_standard_error_matches_the_spread_over_samples():
+    """Hanley-McNeil: by hand at AUC 0.5, and close to the AUC's spread over resampled test sets."""
+    assert auc_standard_error(0.5, 10, 20) == pytest.approx(np.sqrt((0.25 + 9 / 12 + 19 / 12) / 200))
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 40, 80
+    aucs = [auc(np.r_[np.ones(n_pos), np.zeros(n_neg)], np.r_[rng.normal(0.6, 1, n_pos), rng.normal(0, 1, n_neg)])
+            for _ in range(2000)]
+    se = auc_standard_error(float(np.mean(aucs)), n_pos, n_neg)
+    assert se == pytest.approx(np.std(aucs), rel=0.15)
+    with pytest.raises(UndefinedMetricError):
+        auc_standard_error(0.6, 0, 5)

@@ -29,6 +29,17 @@ def test_shop_items_appear_over_time_and_impressions_respect_arrival(shop):
     assert (joined["event_timestamp"] >= joined["first_seen"].dt.floor("s")).all()
 
 
+def test_arrival_span_lets_items_arrive_in_the_test_period(tmp_path, shop):
+    """The default (0.9) leaves the last tenth of the log without new items; 1.0 lets them arrive
+    until the end, as in a real shop, and changes nothing else of the catalogue."""
+    end = shop.interactions["event_timestamp"].max()
+    last_tenth = end - (end - shop.interactions["event_timestamp"].min()) * 0.1
+    assert (shop.items["first_seen"] < last_tenth).all()
+    late = generate_shop(tmp_path / "late", n_items=200, seed=0, progress=False, arrival_span=1.0)
+    assert (late.items["first_seen"] >= last_tenth).sum() >= 5
+    pd.testing.assert_frame_equal(late.items.drop(columns="first_seen"), shop.items.drop(columns="first_seen"))
+
+
 def test_clicks_depend_on_visual_attributes_not_in_ids(shop):
     """Per-user click rates differ by colour far more than under a shuffled colour assignment."""
     log = shop.interactions.merge(shop.items[["item_id", "colour"]], on="item_id")

@@ -48,6 +48,28 @@ def test_negatives_follow_recent_popularity(bought):
     assert np.corrcoef(bought_n.to_numpy(), drawn.to_numpy())[0, 1] > 0.5
 
 
+def _positive_share_by_age(inter: pd.DataFrame, first_seen: pd.Series) -> tuple[float, float]:
+    """Share of label-1 rows among rows on items under 3 days old, and on items 7+ days old."""
+    since = inter.event_timestamp.reset_index(drop=True) - first_seen.loc[inter.item_id].reset_index(drop=True)
+    age = since.dt.total_seconds().to_numpy() / 86400
+    inter = inter.reset_index(drop=True)
+    return inter.label[age < 3].mean(), inter.label[age >= 7].mean()
+
+
+def test_a_new_item_is_a_negative_about_as_often_as_an_old_one_that_sells_as_fast(bought):
+    """popularity="rate" counts purchases per day the item existed in the window: "new" alone must
+    not predict "bought". The count over the window gives a new item one smoothing count, so most
+    rows on new items are purchases (what the rate fixes; kept as popularity="count")."""
+    first_seen = bought.items.set_index("item_id")["first_seen"]
+    new, old = _positive_share_by_age(sample_negatives(bought, per_positive=4, seed=0).interactions, first_seen)
+    assert new < 1.25 * old, (new, old)
+    new_c, old_c = _positive_share_by_age(
+        sample_negatives(bought, per_positive=4, seed=0, popularity="count").interactions, first_seen)
+    assert new_c > 1.4 * old_c, (new_c, old_c)
+    with pytest.raises(DatasetError, match="popularity must be one of"):
+        sample_negatives(bought, popularity="recent")
+
+
 def test_a_log_without_positives_is_refused(bought):
     empty = bought.interactions.iloc[:0]
     from dataclasses import replace

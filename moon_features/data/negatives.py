@@ -8,11 +8,20 @@ a real shop). And a uniform negative is mostly an item nobody looks at, so the t
 "popular vs obscure", which popularity alone solves.
 
 This sampler draws, for each positive (user, item, t), `per_positive` negatives from the items
-that exist at t (first_seen <= t), with probability proportional to their recent popularity
-(positives in the `window` before t, plus `smoothing` so that a new item can be drawn), never an
-item the user bought at any time (a later purchase is a positive, not a negative), and never
-twice for the same event. A negative gets the positive's user and time. Seeded: the same
+that exist at t (first_seen <= t), with probability proportional to their recent popularity,
+never an item the user bought at any time (a later purchase is a positive, not a negative), and
+never twice for the same event. A negative gets the positive's user and time. Seeded: the same
 arguments give the same rows.
+
+Recent popularity is a purchase *rate* (popularity="rate", the default): purchases in the
+`window` before t over the days the item existed in that window, shrunk toward the mean rate of
+all items by `smoothing` pseudo-purchases (a Gamma-Poisson posterior mean), so an item that
+arrived yesterday is drawn about as often as an old item that sells as fast. A plain count over
+the window (popularity="count", plus `smoothing`; the sampler before this change) gives an item
+that arrived two days ago one smoothing count against an old item's weeks of purchases: new items
+are then rarely negatives, most of their rows are purchases, and "new" itself predicts "bought"
+(on the 1,000-item BYO shop 71% of test rows on items under 3 days old were positives, 18% on
+the rest), which no impression log shows: a shop shows its new items.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from .layout import Dataset
 from .validate import DatasetError
 
 MAX_TRIES = 20  # redraw rounds for events whose draws hit the user's own items
+POPULARITY = ("rate", "count")  # how recent popularity is measured (module docstring)
 
 
 def _utc_naive(times: pd.Series) -> np.ndarray:
@@ -45,11 +55,28 @@ def _popularity_at(pos_items: np.ndarray, pos_times: np.ndarray, item_index: pd.
     return counts
 
 
+def _rate_weights(counts: np.ndarray, first_seen: np.ndarray, when: np.ndarray, window: pd.Timedelta,
+                  smoothing: float) -> np.ndarray:
+    """Purchases per day of existence in the window, shrunk toward the mean rate: (count + s) /
+    (days + s / mean rate). A brand-new item (0 days) gets the mean rate; with no purchase in the
+    window at all, every item weighs the same."""
+    days = (when[:, None] - first_seen[None, :]) / np.timedelta64(1, "D")
+    days = np.clip(days, 0.0, window / pd.Timedelta(days=1))
+    total_days = days.sum(axis=1, keepdims=True)
+    mean_rate = counts.sum(axis=1, keepdims=True) / np.where(total_days > 0, total_days, 1.0)
+    with np.errstate(divide="ignore"):
+        prior_days = np.where(mean_rate > 0, smoothing / mean_rate, np.inf)
+    weights = (counts + smoothing) / (days + prior_days)
+    return np.where(np.isfinite(prior_days), weights, 1.0)
+
+
 def sample_negatives(ds: Dataset, per_positive: int = 4, seed: int = 0, window_days: float = 28.0,
-                     smoothing: float = 1.0) -> Dataset:
+                     smoothing: float = 1.0, popularity: str = "rate") -> Dataset:
     """`ds` with label-0 rows added to its positives (existing label-0 rows are dropped first)."""
     if per_positive < 1:
         raise DatasetError(f"per_positive must be >= 1, got {per_positive}")
+    if popularity not in POPULARITY:
+        raise DatasetError(f"popularity must be one of {POPULARITY}, got {popularity!r}")
     pos = ds.interactions[ds.interactions["label"] == 1].reset_index(drop=True)
     if pos.empty:
         raise DatasetError("interactions has no positives (label 1) to sample negatives for")
@@ -60,8 +87,10 @@ def sample_negatives(ds: Dataset, per_positive: int = 4, seed: int = 0, window_d
     # popularity is computed per day (the day's start): daily resolution keeps it one row per day
     times = _utc_naive(pos["event_timestamp"])
     days, day_of = np.unique(times.astype("datetime64[D]"), return_inverse=True)
-    pop = _popularity_at(pos["item_id"].to_numpy(), times, index, days.astype("datetime64[us]"),
-                         pd.Timedelta(days=window_days)) + smoothing
+    window, starts = pd.Timedelta(days=window_days), days.astype("datetime64[us]")
+    counts = _popularity_at(pos["item_id"].to_numpy(), times, index, starts, window)
+    pop = (_rate_weights(counts, first_seen, starts, window, smoothing) if popularity == "rate"
+           else counts + smoothing)
     bought = pos.groupby("user_id")["item_id"].agg(set).to_dict()
     n_exist = np.searchsorted(first_seen, times, side="right")  # items sorted by first_seen: a prefix exists
     out_user, out_item, out_time = [], [], []

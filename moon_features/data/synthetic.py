@@ -111,7 +111,7 @@ def _colour_variants(n_items: int, share: float, seed: int) -> np.ndarray:
 
 
 def _make_items(n_items: int, rng: np.random.Generator, weeks: int, variant_share: float,
-                seed: int) -> pd.DataFrame:
+                seed: int, arrival_span: float = 0.9) -> pd.DataFrame:
     n_brands = max(10, int(math.sqrt(n_items)))
     category = rng.integers(0, len(CATEGORIES), n_items)
     colour = rng.integers(0, len(COLOURS), n_items)
@@ -125,8 +125,8 @@ def _make_items(n_items: int, rng: np.random.Generator, weeks: int, variant_shar
     category, pattern, brand, material, adjective = (
         a[product] for a in (category, pattern, brand, material, adjective))
     price = np.round(np.exp(rng.normal(3.0 + 0.15 * category, 0.5)), 2)
-    # 40% of the catalogue exists from day one; the rest arrives during the log (new items).
-    arrival_days = np.where(rng.random(n_items) < 0.4, 0.0, rng.uniform(0, weeks * 7 * 0.9, n_items))
+    # 40% of the catalogue exists from day one; the rest arrives during the first arrival_span of the log.
+    arrival_days = np.where(rng.random(n_items) < 0.4, 0.0, rng.uniform(0, weeks * 7 * arrival_span, n_items))
     colour_names = list(COLOURS)
     says_colour = rng.random(n_items) < 0.35
     titles = [
@@ -222,16 +222,21 @@ def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per
 def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = None,
                   impressions_per_user: int = 40, weeks: int = 4, seed: int = 0,
                   image_size: int = 64, variant_share: float = 0.3, progress: bool = True,
-                  context: bool = False) -> Dataset:
+                  context: bool = False, arrival_span: float = 0.9) -> Dataset:
     """Write a synthetic shop in the canonical layout under `dst` and return it.
 
     variant_share: the fraction of items that are another colour of an earlier item's product
     (0 gives the shop of earlier releases, draw for draw). context: add the interaction columns
     hour_of_day (0-23) and device (mobile / desktop / tablet), which shift the click rate
-    (HOUR_EFFECT, DEVICE_EFFECT); without it the shop is the same, draw for draw."""
+    (HOUR_EFFECT, DEVICE_EFFECT); without it the shop is the same, draw for draw. arrival_span:
+    new items arrive uniformly over this first fraction of the log (0.9: none in the last tenth, the
+    test period, so every item has a history before it is tested; 1.0: until the last day, as in a
+    real shop, where the test period has items that nobody has bought yet); the same draws either way."""
     rng = np.random.default_rng(seed)
     n_users = n_users or max(50, n_items // 2)
-    items = _make_items(n_items, rng, weeks, variant_share, seed)
+    if not 0.0 <= arrival_span <= 1.0:
+        raise ValueError(f"arrival_span is a fraction of the log, in [0, 1]; got {arrival_span}")
+    items = _make_items(n_items, rng, weeks, variant_share, seed, arrival_span)
     users, prefs = _make_users(n_users, rng)
     log = _make_log(items, prefs, impressions_per_user, weeks, rng, context_seed=seed if context else None)
 
