@@ -20,6 +20,7 @@ import pandas as pd
 from .errors import MoonFeaturesError
 
 ENTITY_ROWS = "entity_rows"  # the source of fields that are columns of the entity rows, not of a view
+EMBEDDING_FIELD = "embedding"  # the feature of every embedding view (item_moon_embedding_v<N>:embedding)
 
 
 class ContextColumnError(MoonFeaturesError, ValueError):
@@ -86,7 +87,11 @@ class SequenceFeature:
 
 @dataclass(frozen=True)
 class EmbeddingFeature:
-    """The frozen MOON vector of an item (target and history) at one encoder version."""
+    """The frozen vector of an item (target and history) in one embedding view (an encoder version).
+
+    A spec may name several views: the models read their vectors concatenated in the spec's
+    order (one content vector per item), so the field is named `embedding` for a single view and
+    `embedding_v<N>` for each of several; the view's column is `embedding` either way."""
 
     name: str
     version: int
@@ -97,7 +102,7 @@ class EmbeddingFeature:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (self.name,)
+        return (EMBEDDING_FIELD,)
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import MoonFeaturesError
-from .fields import (ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature, EmbeddingFeature,
-                     IdFeature, SequenceFeature)
+from .fields import (EMBEDDING_FIELD, ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature,
+                     EmbeddingFeature, IdFeature, SequenceFeature)
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
 
 ITEM_PROFILE_VIEW = "item_profile"
 USER_PROFILE_VIEW = "user_profile"
 SEQUENCE_VIEW = "user_behavior_sequence"
 SEQUENCE_PUSH_SOURCE = "user_behavior_push"
-EMBEDDING_FIELD = "embedding"
 # any multiple of 16 up to 1024: the encoder serves a trained prefix plus its content part
 # (e.g. 64 + 32 = 96), so the served sizes are not powers of two
 SUPPORTED_EMBEDDING_DIMS = tuple(range(16, 1025, 16))
@@ -38,6 +37,11 @@ class SpecError(MoonFeaturesError, ValueError):
 
 class SpecMismatchError(SpecError):
     """Two specs (e.g. a model artifact's and a feature store's) disagree."""
+
+
+class EmbeddingViewsMismatchError(SpecMismatchError):
+    """A model was trained on other embedding views (versions, dimensions or their order) than the
+    spec it is checked against names."""
 
 
 class IdMapMismatchError(SpecMismatchError):
@@ -84,6 +88,24 @@ class EmbeddingSpec:
         return embedding_view_name(self.version)
 
 
+def embedding_views(embedding) -> tuple[EmbeddingSpec, ...]:
+    """None, one EmbeddingSpec or a sequence of them, as the tuple FeatureSpec.embeddings holds."""
+    if embedding is None:
+        return ()
+    views = (embedding,) if isinstance(embedding, EmbeddingSpec) else tuple(embedding)
+    if not all(isinstance(e, EmbeddingSpec) for e in views):
+        raise SpecError(f"embedding views must be EmbeddingSpec(version, dim), got {views!r}")
+    versions = [e.version for e in views]
+    if len(set(versions)) != len(versions):
+        raise SpecError(f"embedding versions {versions} name a view twice; name each version once")
+    return views
+
+
+def describe_views(views: tuple[EmbeddingSpec, ...]) -> str:
+    """'item_moon_embedding_v1 (d=32), item_moon_embedding_v2 (d=64)', or 'none'."""
+    return ", ".join(f"{e.view_name} (d={e.dim})" for e in views) or "none"
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
@@ -95,7 +117,10 @@ class FeatureSpec:
     item_dense: tuple[str, ...] = ()
     max_len: int = 50
     sequence_attribute: str | None = None  # item attribute attached to every history item
-    embedding: EmbeddingSpec | None = None
+    # the item-embedding views the models read, concatenated in this order into one content vector
+    # per item; spec.json keeps the one-view form {"embedding": {...}} (old files load unchanged)
+    # and writes "embeddings": [...] only for several views
+    embeddings: tuple[EmbeddingSpec, ...] = ()
     # fingerprint of the item / user id maps (idmap.DatasetIds.fingerprint): a code means one raw id
     # only under one map; None in specs written before the maps existed (then nothing is checked)
     id_maps: str | None = None
@@ -107,11 +132,32 @@ class FeatureSpec:
     context: tuple[ContextFeature, ...] = ()
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self):
+        object.__setattr__(self, "embeddings", embedding_views(self.embeddings))
+
+    # --- embedding views --------------------------------------------------------------
+    @property
+    def embedding(self) -> EmbeddingSpec | None:
+        """The one embedding view (None without one); a spec with several has no single one."""
+        if len(self.embeddings) > 1:
+            raise SpecError(f"this spec has {len(self.embeddings)} embedding views ({describe_views(self.embeddings)}); "
+                            "read spec.embeddings, not spec.embedding")
+        return self.embeddings[0] if self.embeddings else None
+
+    @property
+    def embedding_versions(self) -> tuple[int, ...]:
+        return tuple(e.version for e in self.embeddings)
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """The width of the models' content vector: the views' dimensions summed; None without views."""
+        return sum(e.dim for e in self.embeddings) if self.embeddings else None
+
     # --- derived names --------------------------------------------------------------
     @property
     def feature_service_name(self) -> str:
-        suffix = f"_moon_v{self.embedding.version}" if self.embedding else "_ids"
-        return f"ctr_{self.name}{suffix}".replace("-", "_")
+        suffix = "".join(f"_v{v}" for v in self.embedding_versions)
+        return f"ctr_{self.name}{'_moon' + suffix if suffix else '_ids'}".replace("-", "_")
 
     def fields(self) -> tuple:
         """The typed fields (moon_features.fields), in the order the model's inputs list them.
@@ -136,9 +182,9 @@ class FeatureSpec:
         out.append(SequenceFeature("hist_item_id", "item_id", SEQUENCE_VIEW, ("hist_item_ids", "hist_len")))
         if self.sequence_attribute:
             out.append(SequenceFeature(f"hist_{self.sequence_attribute}", self.sequence_attribute, SEQUENCE_VIEW))
-        if self.embedding:
-            out.append(EmbeddingFeature(EMBEDDING_FIELD, self.embedding.version, self.embedding.dim,
-                                        self.embedding.view_name))
+        several = len(self.embeddings) > 1
+        out += [EmbeddingFeature(f"{EMBEDDING_FIELD}_v{e.version}" if several else EMBEDDING_FIELD, e.version, e.dim,
+                                 e.view_name) for e in self.embeddings]
         return tuple(out)
 
     def feature_refs(self) -> list[str]:
@@ -154,7 +200,7 @@ class FeatureSpec:
 
     def model_inputs(self, use_moon: bool = True) -> ModelInputs:
         fields = self.fields()
-        moon = next((f.dim for f in fields if f.kind == "embedding"), None)
+        moon = sum(f.dim for f in fields if f.kind == "embedding") or None  # the views, concatenated
         return ModelInputs(
             sparse=tuple(SparseField(f.name, f.vocab_size, f.group) for f in fields if f.kind in SPARSE_KINDS),
             dense=tuple(f.name for f in fields if f.kind == "dense"),
@@ -163,10 +209,9 @@ class FeatureSpec:
             moon_dim=moon if use_moon else None,
         )
 
-    def with_embedding(self, embedding: EmbeddingSpec | None) -> "FeatureSpec":
-        d = self.to_dict()
-        d["embedding"] = asdict(embedding) if embedding else None
-        return FeatureSpec.from_dict(d)
+    def with_embedding(self, embedding) -> "FeatureSpec":
+        """This spec with other embedding views: None, one EmbeddingSpec or a sequence of them."""
+        return replace(self, embeddings=embedding_views(embedding))
 
     def for_model(self, use_moon: bool) -> "FeatureSpec":
         """The spec a model depends on: an id-only model does not pin an embedding version."""
@@ -174,7 +219,10 @@ class FeatureSpec:
 
     # --- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = asdict(self)
+        views = [asdict(e) for e in self.embeddings]
+        # one view (or none) keeps the key and value of the spec.json files written before several existed
+        key, value = ("embeddings", views) if len(views) > 1 else ("embedding", views[0] if views else None)
+        d = {(key if k == "embeddings" else k): (value if k == "embeddings" else v) for k, v in asdict(self).items()}
         d["context"] = [f.to_dict() for f in self.context]
         if not d["context"]:
             del d["context"]  # the spec.json (and fingerprint) of a spec without context, as before
@@ -190,7 +238,8 @@ class FeatureSpec:
         d["user_dense"] = tuple(d.get("user_dense", ()))
         d["item_dense"] = tuple(d.get("item_dense", ()))
         d["dense_stats"] = {k: [float(m), float(sd)] for k, (m, sd) in d.get("dense_stats", {}).items()}
-        d["embedding"] = EmbeddingSpec(**d["embedding"]) if d.get("embedding") else None
+        one = d.pop("embedding", None)
+        d["embeddings"] = tuple(EmbeddingSpec(**e) for e in d.get("embeddings", [one] if one else []))
         d["context"] = tuple(ContextFeature(f["name"], tuple(f["vocabulary"])) for f in d.get("context", ()))
         return cls(**d)
 
@@ -217,7 +266,14 @@ class FeatureSpec:
                 "its codes now name other items / users (the catalogue or the users changed, and `features "
                 "build` mapped them anew). Retrain the model on this repository (`moon-features train`), "
                 "or point at the repository it was trained on")
-        mine.pop("id_maps", None)
+        if self.embeddings != other.embeddings:
+            raise EmbeddingViewsMismatchError(
+                f"the model was trained on the embedding views [{describe_views(self.embeddings)}] but the {what} "
+                f"has [{describe_views(other.embeddings)}]; retrain on the {what}'s views (`moon-features train`), "
+                "or point at the repository the model was trained on (`features build --embedding-versions` "
+                "picks a repository's views)")
+        for key in ("id_maps", "embedding", "embeddings"):
+            mine.pop(key, None)
         for key in mine:
             if key != "extra" and mine[key] != theirs.get(key):
                 raise SpecMismatchError(
@@ -226,12 +282,13 @@ class FeatureSpec:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_dataset(cls, ds, max_len: int = 50, embedding: EmbeddingSpec | None = None,
+    def from_dataset(cls, ds, max_len: int = 50, embedding=None,
                      max_user_id: int | None = None, max_item_id: int | None = None,
                      context_columns=()) -> "FeatureSpec":
         """Vocabularies from the data; id ranges leave room for ids yet to come if given.
 
-        context_columns: columns of the interaction log to train on as context features."""
+        embedding: None, one EmbeddingSpec or a sequence of them (several views, concatenated in
+        this order); context_columns: columns of the interaction log to train on as context features."""
         meta = ds.meta
 
         def vocab(df, col):
@@ -252,7 +309,7 @@ class FeatureSpec:
             item_dense=tuple(meta.item_dense),
             max_len=max_len,
             sequence_attribute=meta.sequence_attribute,
-            embedding=embedding,
+            embeddings=embedding_views(embedding),
             dense_stats={**{c: stats(ds.users, c) for c in meta.user_dense},
                          **{c: stats(ds.items, c) for c in meta.item_dense}},
             context=context_features(ds, context_columns),

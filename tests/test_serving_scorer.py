@@ -58,8 +58,11 @@ def test_scorer_checks_the_artifact_against_the_store_at_load(setup):
     # An artifact pinning embedding v2 against a store (and spec) that only registers v1.
     art = from_pretrained(s.model_dir)
     v2 = s.spec.with_embedding(EmbeddingSpec(2, s.spec.embedding.dim))
-    art.extra = {**art.extra, "feature_spec": v2.to_dict(), "embedding_version": 2}
+    art.extra = {**art.extra, "feature_spec": v2.to_dict(), "embedding_version": 2, "embedding_versions": [2]}
     with pytest.raises(ModelStoreMismatchError, match=r"item_moon_embedding_v2.*no such view"):
+        CTRScorer(stores["redis"], art, spec=v2)
+    art.extra = {**art.extra, "embedding_versions": [1]}  # edited: the recorded versions contradict the spec
+    with pytest.raises(ModelStoreMismatchError, match=r"records embedding versions \[1\]"):
         CTRScorer(stores["redis"], art, spec=v2)
 
 

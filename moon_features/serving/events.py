@@ -30,8 +30,7 @@ class StoreHealth:
         self.scorer, self.settings = scorer, settings
         self.markers = MarkerStore(scorer.store.config)
         views = [USER_PROFILE_VIEW, ITEM_PROFILE_VIEW, SEQUENCE_VIEW]
-        if scorer.embedding_version is not None:
-            views.append(embedding_view_name(scorer.embedding_version))
+        views += [embedding_view_name(v) for v in scorer.embedding_versions]
         if scorer.projected is not None:  # the projected item view it reads instead
             views.append(scorer.projected.view)
         self.views = views

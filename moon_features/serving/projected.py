@@ -25,7 +25,7 @@ from ctr_models.artifact import ModelArtifact
 from ctr_models.item_projection import ItemProjection
 
 from ..batching import clip_ids, pad_ragged, standardised
-from ..spec import ITEM_PROFILE_VIEW, FeatureSpec, embedding_view_name
+from ..spec import ITEM_PROFILE_VIEW, FeatureSpec
 from ..store import redis_codec as codec
 from ..store.definitions import EMBEDDING_DIM_TAG
 from ..store.layout import ViewLayout, versioning_enabled
@@ -83,7 +83,7 @@ def check_pin(pin: dict, store: FeatureStore, projection: ItemProjection, spec: 
 
 def source_markers(store: FeatureStore, spec: FeatureSpec) -> dict[str, str]:
     """The materialization markers of the item views a projected view is computed from (store/markers.py)."""
-    views = [ITEM_PROFILE_VIEW] + ([embedding_view_name(spec.embedding.version)] if spec.embedding else [])
+    views = [ITEM_PROFILE_VIEW] + [e.view_name for e in spec.embeddings]
     markers = MarkerStore(store.config)
     try:
         marked = markers.read()
@@ -135,7 +135,7 @@ class ProjectedItems:
         p, n = self.projection, int((~found).sum())
         sparse = {f: torch.zeros(n, dtype=torch.int64) for f in p.item_fields}
         sparse["item_id"] = torch.from_numpy(codes[~found])
-        emb = torch.zeros(n, self.spec.embedding.dim) if self.spec.embedding else None
+        emb = torch.zeros(n, self.spec.embedding_dim) if self.spec.embeddings else None
         rows = rows.copy()
         zero = {d: torch.from_numpy(standardised(self.spec, d, np.zeros(n))) for d in p.item_dense}
         rows[~found] = p.rows(sparse, zero, emb, torch.zeros(n)).numpy()

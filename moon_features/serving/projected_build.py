@@ -22,7 +22,7 @@ from ctr_models.artifact import from_pretrained
 from ctr_models.item_projection import ItemProjection
 
 from ..batching import clip_ids, standardised
-from ..spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW, FeatureSpec, embedding_view_name
+from ..spec import ITEM_PROFILE_VIEW, SEQUENCE_VIEW, USER_PROFILE_VIEW, FeatureSpec
 from ..store.configs import DATA_DIR
 from ..store.definitions import EMBEDDING_DIM_TAG, NO_TTL, file_source, source_path
 from ..store.online_reader import OnlineReader
@@ -33,25 +33,36 @@ from .scorer import check_artifact_against_store
 
 def catalogue_ids(repo: Path, spec: FeatureSpec) -> np.ndarray:
     """Every item id of the repo's item profile and pinned embedding sources."""
-    views = [ITEM_PROFILE_VIEW] + ([embedding_view_name(spec.embedding.version)] if spec.embedding else [])
+    views = [ITEM_PROFILE_VIEW] + [e.view_name for e in spec.embeddings]
     ids = [pq.read_table(source_path(repo / DATA_DIR, v), columns=["item_id"]).column(0).to_numpy() for v in views
            if source_path(repo / DATA_DIR, v).exists()]
     return np.unique(np.concatenate(ids).astype(np.int64)) if ids else np.zeros(0, np.int64)
 
 
-def item_rows(projection: ItemProjection, reader: OnlineReader, spec: FeatureSpec, ids: np.ndarray,
-              version: int | None) -> tuple[np.ndarray, np.ndarray]:
+def item_rows(projection: ItemProjection, reader: OnlineReader, spec: FeatureSpec,
+              ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ids the store holds anything for, float32 rows [n, width]) from the online store's values:
-    the candidate row the serving batch would build for each (item id clipped to the spec)."""
-    batch = reader.items(ids, version) if version is not None else reader.items(ids, embeddings=False)
-    emb_found = batch.embedding_found if version is not None else np.ones(len(ids), bool)
-    keep = batch.profile_found | (batch.embedding_found if version is not None else False)
+    the candidate row the serving batch would build for each (item id clipped to the spec; the
+    vectors of the spec's embedding views concatenated, as the serving batch has them)."""
+    moon = bool(spec.embeddings)
+    batch = reader.items(ids, spec.embedding_versions) if moon else reader.items(ids, embeddings=False)
+    emb_found = batch.embedding_found if moon else np.ones(len(ids), bool)
+    # an item held in any embedding view (or the profile) gets a row: zeros in the views lacking it
+    keep = batch.profile_found | (_found_in_any(reader, ids, spec, batch) if moon else False)
     sparse = {"item_id": torch.from_numpy(clip_ids(ids[keep], spec.max_item_id))}
     sparse.update({f.name: torch.from_numpy(batch.profiles[f.name][keep].astype(np.int64)) for f in spec.item_categorical})
     dense = {n: torch.from_numpy(standardised(spec, n, batch.profiles[n][keep])) for n in spec.item_dense}
-    emb = torch.from_numpy(np.ascontiguousarray(batch.embeddings[keep])) if version is not None else None
+    emb = torch.from_numpy(np.ascontiguousarray(batch.embeddings[keep])) if moon else None
     complete = torch.from_numpy(batch.profile_found[keep] & emb_found[keep])
     return ids[keep], projection.rows(sparse, dense, emb, complete).numpy()
+
+
+def _found_in_any(reader: OnlineReader, ids: np.ndarray, spec: FeatureSpec, batch) -> np.ndarray:
+    """bool [n]: the item has a vector in at least one of the spec's embedding views (`batch`
+    read them all: found in every one)."""
+    if len(spec.embeddings) == 1:
+        return batch.embedding_found
+    return np.logical_or.reduce([reader.items(ids, v, profiles=False).embedding_found for v in spec.embedding_versions])
 
 
 def _next_version(store: FeatureStore) -> int:
@@ -78,8 +89,7 @@ def build_projected_items(store: FeatureStore, model_dir: str | Path, spec: Feat
     projection = projection_of(artifact, trained)
     version = _next_version(store)
     name = f"{VIEW_PREFIX}{version}"
-    ids, rows = item_rows(projection, reader, trained, catalogue_ids(repo, trained),
-                          trained.embedding.version if trained.embedding else None)
+    ids, rows = item_rows(projection, reader, trained, catalogue_ids(repo, trained))
     reader.close()
     _write_source(source_path(repo / DATA_DIR, name), ids, rows)
     tags = {FINGERPRINT_TAG: projection.fingerprint, "moon.model_type": artifact.model.config.model_type}

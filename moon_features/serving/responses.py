@@ -10,7 +10,9 @@ class ScoreResponse(BaseModel):
     scores: list[float] = Field(description="Click probability per candidate, in request order")
     model_version: str
     feature_service: str
-    embedding_version: int | None
+    embedding_version: int | None = Field(description="The model's embedding version; with several views, the first")
+    embedding_versions: list[int] = Field(description="Every embedding view the model reads, in the order it "
+                                                      "concatenates their vectors; empty for an ids-only model")
     user_found: bool = Field(description="False: unknown user, scored with an empty history and no profile")
     history_length: int = Field(description="History items the model attended to")
     item_found: list[bool] = Field(description="Per candidate; False: unknown item, scored with zero features")
@@ -47,5 +49,6 @@ def score_body(scorer, result) -> dict:
     the batch assembly; the model above still documents the shape in OpenAPI."""
     return {"scores": result.scores.tolist(), "model_version": scorer.model_version,
             "feature_service": scorer.feature_service, "embedding_version": scorer.embedding_version,
+            "embedding_versions": list(scorer.embedding_versions),
             "user_found": result.user_found, "history_length": result.history_length,
             "item_found": result.item_found.tolist(), "unknown_item_ids": result.unknown_item_ids}

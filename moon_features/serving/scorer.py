@@ -1,8 +1,8 @@
 """CTRScorer: (user, candidates) -> click probabilities, read from the online store.
 
 Loading checks, once, that the artifact was trained on what the store serves: the same feature
-spec (vocabularies, id ranges, max_len, ...) and the same embedding version and dimension,
-registered in the store's registry. A request then makes one `OnlineReader.lookup` (user and
+spec (vocabularies, id ranges, max_len, ...) and the same embedding views (versions and
+dimensions, in the same order), registered in the store's registry. A request then makes one `OnlineReader.lookup` (user and
 candidates, and the history items through the reader's Lua script, in one round trip; a
 second only where the reader falls back), builds the batch with the
 training path's code (serving.batch) and runs the model once under inference_mode.
@@ -23,7 +23,7 @@ from ctr_models.artifact import ModelArtifact, artifact_files, from_pretrained
 from ctr_models.batch import CTRBatch
 
 from ..idmap import DatasetIds
-from ..spec import FeatureSpec, IdMapMismatchError, embedding_view_name
+from ..spec import FeatureSpec, IdMapMismatchError
 from ..store.configs import DATA_DIR
 from ..store.definitions import embedding_spec_of
 from ..store.errors import OnlineStoreUnavailableError
@@ -82,32 +82,41 @@ def check_artifact_against_store(artifact: ModelArtifact, store: FeatureStore, s
                                       "`moon-features train` (train_from_feast) so serving can check its features")
     trained = FeatureSpec.from_dict(recorded)
     try:
-        trained.check_compatible(store_spec.for_model(trained.embedding is not None), what="feature store")
+        trained.check_compatible(store_spec.for_model(bool(trained.embeddings)), what="feature store")
     except (ModelStoreMismatchError, IdMapMismatchError):  # the id-map one keeps its own name
         raise
     except ValueError as e:  # SpecMismatchError: re-raise under the serving name, same message
         raise ModelStoreMismatchError(str(e)) from None
-    if artifact.inputs != trained.model_inputs(use_moon=trained.embedding is not None):
+    if artifact.inputs != trained.model_inputs(use_moon=bool(trained.embeddings)):
         raise ModelStoreMismatchError("the artifact's model inputs do not follow from its recorded feature_spec; "
                                       "the artifact was edited or saved by another tool: retrain it")
-    if trained.embedding is not None:
-        version = artifact.extra.get("embedding_version")
-        if version is not None and int(version) != trained.embedding.version:
-            raise ModelStoreMismatchError(f"the artifact records embedding_version={version} but its feature_spec "
-                                          f"pins v{trained.embedding.version}; retrain it")
-        name = embedding_view_name(trained.embedding.version)
-        views = {fv.name: fv for fv in store.list_feature_views()}
+    check_recorded_versions(artifact.extra, trained)
+    views = {fv.name: fv for fv in store.list_feature_views()}
+    for emb in trained.embeddings:
+        name = emb.view_name
         if name not in views:
             have = sorted(v for v in views if v.startswith("item_moon_embedding_"))
             raise ModelStoreMismatchError(
                 f"the model was trained on {name} but project {store.config.project!r} has no such view "
                 f"(embedding views: {have or 'none'}); apply the repo and materialize that version")
         registered = embedding_spec_of(views[name])
-        if registered is not None and registered != trained.embedding:
+        if registered is not None and registered != emb:
             raise ModelStoreMismatchError(
-                f"the model was trained on {name} with d={trained.embedding.dim} but the store registers "
+                f"the model was trained on {name} with d={emb.dim} but the store registers "
                 f"d={registered.dim}; retrain, or serve the version the model was trained on")
     return trained
+
+
+def check_recorded_versions(extra: dict, trained: FeatureSpec) -> None:
+    """The artifact's embedding_version(s) must be its feature_spec's (an edited artifact is refused)."""
+    versions = list(trained.embedding_versions)
+    recorded = extra.get("embedding_versions")
+    one = extra.get("embedding_version")
+    if recorded is None and one is not None:  # written before several views: one version
+        recorded = [int(one)] if versions else None
+    if recorded is not None and [int(v) for v in recorded] != versions:
+        raise ModelStoreMismatchError(f"the artifact records embedding versions {recorded} but its feature_spec "
+                                      f"pins {versions}; retrain it")
 
 
 class CTRScorer:
@@ -154,7 +163,9 @@ class CTRScorer:
         self.spec = check_artifact_against_store(model_artifact, feature_store, self.reader.spec)
         self.inputs = model_artifact.inputs
         self.use_moon = self.inputs.moon_dim is not None
-        self.embedding_version = self.spec.embedding.version if self.spec.embedding else None
+        self.embedding_versions = self.spec.embedding_versions
+        # one view: its version; several: the first (all of them in embedding_versions)
+        self.embedding_version = self.embedding_versions[0] if self.embedding_versions else None
         self.feature_service = model_artifact.extra.get("feature_service", self.spec.feature_service_name)
         self.model_version = artifact_version(model_dir, model_artifact)
         self.max_candidates = max_candidates
@@ -198,12 +209,12 @@ class CTRScorer:
     # --- requests -----------------------------------------------------------------------------
     def lookup(self, user_id: int, candidate_ids) -> OnlineLookup:
         """One reader.lookup; a connection that went stale while the store was down is retried once."""
-        version = self.embedding_version if self.use_moon else None
+        versions = self.embedding_versions if self.use_moon else None
         try:
-            return self.reader.lookup(user_id, candidate_ids, version=version)
+            return self.reader.lookup(user_id, candidate_ids, version=versions)
         except OnlineStoreUnavailableError:
             # The failed connection was dropped; a fresh one succeeds if the store is back.
-            return self.reader.lookup(user_id, candidate_ids, version=version)
+            return self.reader.lookup(user_id, candidate_ids, version=versions)
 
     def score_detailed(self, user_id, candidate_item_ids, context: dict | None = None) -> ScoreResult:
         """Ids are the caller's own (int64 or str, as in the dataset); mapped to codes here."""

@@ -17,7 +17,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource
 from feast.data_source import DataSource
 from feast.types import Float32, Int64
 
-from ..spec import EMBEDDING_FIELD, EmbeddingSpec, FeatureSpec, embedding_view_name
+from ..spec import EMBEDDING_FIELD, EmbeddingSpec, FeatureSpec, embedding_view_name, embedding_views
 from .configs import DATA_DIR, SPEC_FILE
 from .errors import RepoNotReadyError
 
@@ -56,14 +56,29 @@ def embedding_sources_in(data_dir: Path) -> list[EmbeddingSpec]:
         version = int(path.stem.rsplit("_v", 1)[1])
         first = pq.ParquetFile(path).read_row_group(0, columns=[EMBEDDING_FIELD]).column(0)
         found.append(EmbeddingSpec(version=version, dim=len(first[0].as_py())))
-    return found
+    return sorted(found, key=lambda e: e.version)  # by number: v10 after v2
+
+
+def embedding_views_in(data_dir: Path, versions=None) -> tuple[EmbeddingSpec, ...]:
+    """The embedding views `features build` pins: `versions` (in that order; the models read the
+    views' vectors concatenated so), each with a source in data_dir; by default the newest source's."""
+    found = {e.version: e for e in embedding_sources_in(data_dir)}
+    if versions is None:
+        return (found[max(found)],) if found else ()
+    missing = [v for v in versions if v not in found]
+    if missing:
+        raise RepoNotReadyError(
+            f"no embedding source for version(s) {missing} in {data_dir} (versions there: {sorted(found) or 'none'}): "
+            "write each with `moon-features encoder embed --version N` (or as data/item_moon_embedding_v<N>.parquet), "
+            "or pick --embedding-versions from the versions there")
+    return embedding_views([found[v] for v in versions])
 
 
 def embedding_versions(spec: FeatureSpec, data_dir: Path) -> list[EmbeddingSpec]:
-    """The embedding views a repo defines: every version with a source in data_dir, and the spec's."""
+    """The embedding views a repo defines: every version with a source in data_dir, and the spec's
+    (each view the spec names, when it names several)."""
     versions = {e.version: e for e in embedding_sources_in(data_dir)}
-    if spec.embedding:
-        versions[spec.embedding.version] = spec.embedding
+    versions.update({e.version: e for e in spec.embeddings})
     return [versions[v] for v in sorted(versions)]
 
 
@@ -107,5 +122,5 @@ def repo_objects(repo_dir: Path) -> dict[str, object]:
     return out
 
 
-__all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "file_source",
+__all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "embedding_views_in", "file_source",
            "load_repo_spec", "profile_schema", "source_path"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..spec import SEQUENCE_VIEW
 from .layout import FLOAT32_LIST, INT64, INT64_LIST, ViewLayout
-from .reader_base import ItemBatch, OnlineLookup, OnlineReaderBase, UserRow
+from .reader_base import ItemBatch, OnlineLookup, OnlineReaderBase, UserRow, joined_embeddings
 from .store_lock import thread_lock
 
 
@@ -18,28 +18,32 @@ class FeastReader(OnlineReaderBase):
 
     backend = "feast"
 
-    def _online(self, refs: list[str], entity_rows: list[dict]) -> dict:
+    def _online(self, refs: list[str], entity_rows: list[dict], full_names: bool = False) -> dict:
         # under the store's lock: SQLite's one shared connection must not read while a push commits
         with thread_lock(self.store):
-            return self.store.get_online_features(features=refs, entity_rows=entity_rows).to_dict()
+            return self.store.get_online_features(features=refs, entity_rows=entity_rows,
+                                                  full_feature_names=full_names).to_dict()
 
     def _read_items(self, ids: np.ndarray, views: list[ViewLayout]) -> ItemBatch:
         n = len(ids)
         refs = [f"{v.view}:{f.name}" for v in views for f in v.features]
-        rows = self._online(refs, [{"item_id": int(i)} for i in ids]) if n and refs else {}
-        emb, emb_found = None, np.zeros(n, dtype=bool)
+        # full names (view__feature): every embedding view's feature is called `embedding`
+        rows = self._online(refs, [{"item_id": int(i)} for i in ids], full_names=True) if n and refs else {}
+        parts, founds = [], []  # one per embedding view, in read order
         profiles, prof_found = {}, np.zeros(n, dtype=bool)
-        for f in (f for v in views for f in v.features):
-            values = rows.get(f.name, [None] * n)
+        for v, f in ((v, f) for v in views for f in v.features):
+            values = rows.get(f"{v.view}__{f.name}", [None] * n)
             found = np.array([x is not None for x in values], dtype=bool)
             if f.kind == FLOAT32_LIST:
-                emb, emb_found = np.zeros((n, f.dim), dtype=np.float32), found
+                emb = np.zeros((n, f.dim), dtype=np.float32)
                 for i in np.flatnonzero(found):
                     emb[i] = values[i]
+                parts.append(emb)
+                founds.append(found)
             else:
                 profiles[f.name] = _column(values, f.kind)
                 prof_found |= found
-        return ItemBatch(ids, emb, emb_found, profiles, prof_found)
+        return ItemBatch(ids, *joined_embeddings(parts, founds, n), profiles, prof_found)
 
     def user_features(self, user_id: int) -> UserRow:
         views = self._user_views()
@@ -55,7 +59,7 @@ class FeastReader(OnlineReaderBase):
                 values[f.name] = _column([value], f.kind)[0]
         return UserRow.of(values, found, seq_found)
 
-    def lookup(self, user_id: int, candidate_ids, version: int | None = None, profiles: bool = True,
+    def lookup(self, user_id: int, candidate_ids, version=None, profiles: bool = True,
                history: bool = True) -> OnlineLookup:
         """Two calls: the user, then candidates and history items together."""
         cand = np.asarray(candidate_ids, dtype=np.int64).reshape(-1)

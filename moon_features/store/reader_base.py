@@ -8,13 +8,16 @@ Two readers (store/online_reader.py picks one by the store's online store type):
 
 Both resolve the registered views once (`refresh()`), answer with the same numpy types, and
 treat unknown ids as zeros with a False `found` flag, never as an error. A spec without an
-embedding (an ids-only repo) reads no embedding view: `embeddings` is None.
+embedding (an ids-only repo) reads no embedding view: `embeddings` is None. A spec with several
+embedding views reads them all, and `embeddings` holds their vectors concatenated in the spec's
+order (what training's moon_table gathers), zeros where one view lacks the item.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from feast import FeatureStore
@@ -29,8 +32,9 @@ class ItemBatch:
     """Features of n items, row i for item_ids[i]."""
 
     item_ids: np.ndarray                 # int64 [n]
-    embeddings: np.ndarray | None        # float32 [n, d]; zero rows where not found; None: no embedding read
-    embedding_found: np.ndarray          # bool [n]
+    embeddings: np.ndarray | None        # float32 [n, D]: the views read, concatenated; zeros where not found;
+                                         # None: no embedding view read
+    embedding_found: np.ndarray          # bool [n]: found in every embedding view read
     profiles: dict[str, np.ndarray]      # name -> [n] (int64 codes, float32 dense); 0 where not found
     profile_found: np.ndarray            # bool [n]
 
@@ -43,6 +47,14 @@ class ItemBatch:
         """Rows `idx` of this batch, labelled with `ids` (e.g. a history expanded from its unique ids)."""
         return ItemBatch(ids, None if self.embeddings is None else self.embeddings[idx], self.embedding_found[idx],
                          {k: v[idx] for k, v in self.profiles.items()}, self.profile_found[idx])
+
+
+def joined_embeddings(parts: list[np.ndarray], founds: list[np.ndarray], n: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """ItemBatch's (embeddings, embedding_found) from the embedding views read, in read order."""
+    if not parts:
+        return None, np.zeros(n, dtype=bool)
+    emb = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return emb, np.logical_and.reduce(founds)
 
 
 @dataclass
@@ -108,25 +120,27 @@ class OnlineReaderBase(ABC):
         """Profile fields, hist_item_ids (int64, oldest first), hist_len and found for one user."""
 
     @abstractmethod
-    def lookup(self, user_id: int, candidate_ids, version: int | None = None, profiles: bool = True,
+    def lookup(self, user_id: int, candidate_ids, version: int | Sequence[int] | None = None, profiles: bool = True,
                history: bool = True) -> OnlineLookup:
         """User profile + sequence, and profiles + embeddings of the candidates and history items.
 
         `history=False` reads user + candidates only; `profiles=False` reads embeddings only.
-        The embedding view is `version`'s, else the spec's; none for an ids-only spec."""
+        The embedding views are `version`'s (one version or several), else the spec's; none for
+        an ids-only spec."""
 
     def close(self) -> None:
         """Release connections (nothing to release by default)."""
 
     # --- shared API -----------------------------------------------------------------------------
-    def items(self, item_ids, version: int | None = None, profiles: bool = True,
+    def items(self, item_ids, version: int | Sequence[int] | None = None, profiles: bool = True,
               embeddings: bool = True) -> ItemBatch:
         ids = np.asarray(item_ids, dtype=np.int64).reshape(-1)
         return self._read_items(ids, self._item_views(version, profiles, embeddings))
 
-    def item_embeddings(self, item_ids, version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(float32 [n, d], found bool [n]) for the embedding view of `version` (default: the spec's)."""
-        if version is None and self.spec.embedding is None:
+    def item_embeddings(self, item_ids, version: int | Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 [n, D], found bool [n]) of the embedding views of `version` (default: the spec's),
+        concatenated in order."""
+        if version is None and not self.spec.embeddings:
             raise ValueError("the spec has no embedding; pass version=")
         batch = self.items(item_ids, version, profiles=False)
         return batch.embeddings, batch.embedding_found
@@ -145,12 +159,15 @@ class OnlineReaderBase(ABC):
     def _user_views(self) -> list[ViewLayout]:
         return [self._view(USER_PROFILE_VIEW), self._view(SEQUENCE_VIEW)]
 
-    def _item_views(self, version: int | None, profiles: bool, embeddings: bool) -> list[ViewLayout]:
-        """The item views to read; no embedding view when neither `version` nor the spec names one."""
+    def _item_views(self, version: int | Sequence[int] | None, profiles: bool, embeddings: bool) -> list[ViewLayout]:
+        """The item views to read: the profile, then the embedding views of `version` (one version
+        or several, in order), else the spec's; none when neither names one."""
         views = [self._view(ITEM_PROFILE_VIEW)] if profiles else []
-        if embeddings and version is None and self.spec.embedding is not None:
-            version = self.spec.embedding.version
-        if embeddings and version is not None:
-            views.append(self._view(embedding_view_name(version)))
-        return views
+        if not embeddings:
+            return views
+        if version is None:
+            versions = self.spec.embedding_versions
+        else:
+            versions = (version,) if isinstance(version, (int, np.integer)) else tuple(version)
+        return views + [self._view(embedding_view_name(v)) for v in versions]
 

@@ -14,7 +14,7 @@ from ..spec import EMBEDDING_FIELD, SEQUENCE_VIEW, FeatureSpec
 from . import redis_codec as codec
 from .history_script import eval_args
 from .layout import FLOAT32_LIST, ViewLayout
-from .reader_base import ItemBatch, OnlineLookup, OnlineReaderBase, UserRow
+from .reader_base import ItemBatch, OnlineLookup, OnlineReaderBase, UserRow, joined_embeddings
 from .redis_connection import RedisTransport, pack_command, pack_hmgets
 
 
@@ -42,7 +42,7 @@ class RedisReader(OnlineReaderBase):
         replies = self._redis.hmget_many([(codec.redis_keys("item_id", ids, self.project), fields)])
         return _decode_items(ids, views, replies)
 
-    def lookup(self, user_id: int, candidate_ids, version: int | None = None, profiles: bool = True,
+    def lookup(self, user_id: int, candidate_ids, version=None, profiles: bool = True,
                history: bool = True) -> OnlineLookup:
         """One round trip: the candidates' HMGETs and a Lua script that reads the user and then
         the history items inside Redis (history_script.py) go out in one packed write. On Redis
@@ -90,7 +90,7 @@ class RedisReader(OnlineReaderBase):
 
 def _decode_items(ids: np.ndarray, views: list[ViewLayout], replies: list) -> ItemBatch:
     n = len(ids)
-    emb, emb_found = None, np.zeros(n, dtype=bool)
+    parts, founds = [], []  # one per embedding view, in read order
     profiles: dict[str, np.ndarray] = {}
     prof_found = np.zeros(n, dtype=bool)
     col = 0
@@ -99,11 +99,12 @@ def _decode_items(ids: np.ndarray, views: list[ViewLayout], replies: list) -> It
             decoded, found = feat.decode([r[col] for r in replies])
             col += 1
             if feat.kind == FLOAT32_LIST and feat.name == EMBEDDING_FIELD:
-                emb, emb_found = decoded, found
+                parts.append(decoded)
+                founds.append(found)
             else:
                 profiles[feat.name] = decoded
                 prof_found |= found
-    return ItemBatch(ids, emb, emb_found, profiles, prof_found)
+    return ItemBatch(ids, *joined_embeddings(parts, founds, n), profiles, prof_found)
 
 
 def _decode_user(views: list[ViewLayout], reply: list) -> UserRow:

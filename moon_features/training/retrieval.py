@@ -1,9 +1,9 @@
 """Training sets from Feast: entity rows -> point-in-time features -> CTRData (no per-row Python).
 
 The profile and sequence features come from `get_historical_features` (an as-of join, so no
-future event leaks). MOON embeddings are content features of a fixed encoder version, valid
-from the item's first_seen: target and history items alike are gathered from that version's
-table (item id -> vector). That table, and the item attribute codes of history positions, are
+future event leaks). MOON embeddings are content features of fixed encoder versions, valid
+from the item's first_seen: target and history items alike are gathered from the spec's views'
+table (item id -> the views' vectors, concatenated in the spec's order). That table, and the item attribute codes of history positions, are
 each item's newest row read through Feast's offline store (`latest_item_rows`): exactly what
 `feast materialize` puts online for serving.
 """
@@ -56,11 +56,17 @@ def item_attribute_table(store: FeatureStore, spec: FeatureSpec, attribute: str)
     return codes
 
 
-def moon_table(store: FeatureStore, spec: FeatureSpec, embedding: EmbeddingSpec | None = None) -> np.ndarray:
-    """float32 [max_item_id + 1, d]: row i = item i's embedding at the spec's version, row 0 = zeros."""
-    emb = embedding or spec.embedding
-    if emb is None:
+def moon_table(store: FeatureStore, spec: FeatureSpec) -> np.ndarray:
+    """float32 [max_item_id + 1, D]: row i = item i's vectors in the spec's embedding views,
+    concatenated in the spec's order (D = the views' dimensions summed), row 0 = zeros. An item
+    a view lacks has zeros in that view's part, as serving reads it."""
+    if not spec.embeddings:
         raise TrainingSetError("the spec pins no embedding version; build the repo after `encoder embed`")
+    return np.concatenate([view_table(store, spec, emb) for emb in spec.embeddings], axis=1)
+
+
+def view_table(store: FeatureStore, spec: FeatureSpec, emb: EmbeddingSpec) -> np.ndarray:
+    """float32 [max_item_id + 1, emb.dim]: one embedding view's vectors by item id, zeros where absent."""
     table = latest_item_rows(store, emb.view_name, [EMBEDDING_FIELD])
     vectors = list_column_to_matrix(table.column(EMBEDDING_FIELD), emb.dim, what=emb.view_name)
     out = np.zeros((spec.max_item_id + 1, emb.dim), dtype=np.float32)
@@ -129,7 +135,7 @@ def historical_table(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.Dat
                                "interaction log's values (null = unknown), or rebuild the repo without "
                                "`features build --context-columns`")
     rows = entity_rows.reset_index(drop=True).assign(**{ROW_ID: np.arange(len(entity_rows))})
-    refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]
+    refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]  # gathered by moon_table
     job = store.get_historical_features(entity_df=rows, features=refs)
     if is_ray_job(job):  # Feast's Ray offline store (feature_store.ray.yaml): see ray_retrieval.py
         table = ray_job_to_arrow(job, [r.split(":")[1] for r in refs if r.split(":")[1].startswith("hist_item")])

@@ -88,12 +88,12 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
                      model_overrides: dict | None = None, config_file: str | Path | None = None,
                      engine: str = "local", workers: int = 2) -> TrainReport:
     """Retrieve point-in-time features, train with early stopping, save an artifact that records
-    the feature spec, the feature service and the embedding version."""
+    the feature spec, the feature service and the embedding versions."""
     if model not in MODELS:
         raise MoonFeaturesError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
     cfg = trainer_config or TrainerConfig()
     spec = load_spec(repo)
-    if use_moon and spec.embedding is None:
+    if use_moon and not spec.embeddings:
         raise MoonFeaturesError(f"{repo} pins no embedding version: run `moon-features encoder embed` and "
                                 "`features build` first, or train with --no-moon")
     store = open_store(repo, config_file)
@@ -128,7 +128,9 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     save_pretrained(net, out_dir, extra={
         "feature_spec": used.to_dict(),
         "feature_service": used.feature_service_name,
-        "embedding_version": used.embedding.version if used.embedding else None,
+        # one view: its version (as artifacts before several views); all of them in embedding_versions
+        "embedding_version": used.embedding_versions[0] if len(used.embeddings) == 1 else None,
+        "embedding_versions": list(used.embedding_versions),
     }, metrics={"test": test_m, "cold_items_test": cold_m, "best_epoch": fit.best_epoch})
     plot_training_curves({name: fit.history}, out_dir / "training_curves.png")
     (out_dir / "history.json").write_text(json.dumps(fit.history, indent=2))
@@ -143,7 +145,7 @@ def load_model(model_dir: str | Path, spec: FeatureSpec | None = None):
     art = from_pretrained(model_dir)
     trained = FeatureSpec.from_dict(art.extra["feature_spec"])
     if spec is not None:
-        trained.check_compatible(spec.for_model(trained.embedding is not None), what="feature repo")
+        trained.check_compatible(spec.for_model(bool(trained.embeddings)), what="feature repo")
     return art, trained
 
 
@@ -153,6 +155,6 @@ def evaluate_from_feast(repo: str | Path, entity_rows: pd.DataFrame, model_dir: 
     spec = load_spec(repo)
     art, trained = load_model(model_dir, spec)
     data = training_data(open_store(repo, config_file), trained, entity_rows,
-                         use_moon=trained.embedding is not None)
+                         use_moon=bool(trained.embeddings))
     probs = Trainer(TrainerConfig(progress=False)).predict(art.model, data)
     return ctr_metrics(data.labels, probs, data.column("user_id"))

@@ -1,7 +1,7 @@
 """Feast definitions of a moon-features repository: what `feast apply` registers.
 
 The shapes come from spec.json beside this file (vocabulary sizes, dense fields, the sequence
-length, the pinned embedding version) and from the embedding sources in data/; the views
+length, the pinned embedding views) and from the embedding sources in data/; the views
 themselves are declared here, to be read and reviewed. `moon-features features build` writes
 spec.json and data/; `moon_features.store.repo.apply_repo` registers exactly what this file
 defines (it runs this file, as `feast apply` does).
@@ -67,3 +67,12 @@ for emb in embedding_versions(spec, DATA):
         features=[user_profile, item_profile, user_behavior_sequence, globals()[emb.view_name]],
         tags={EMBEDDING_VERSION_TAG: str(emb.version)},
         description=f"Everything a CTR model with MOON embeddings v{emb.version} (d={emb.dim}) reads")
+
+# --- several embedding views (`features build --embedding-versions 1,2`): the models read their
+# vectors concatenated in spec.json's order, one content vector per item; this service pins them all.
+if len(spec.embeddings) > 1:
+    all_embeddings_service = FeatureService(
+        name=spec.feature_service_name,
+        features=[user_profile, item_profile, user_behavior_sequence, *(globals()[e.view_name] for e in spec.embeddings)],
+        tags={EMBEDDING_VERSION_TAG: ",".join(map(str, spec.embedding_versions))},
+        description=f"Everything a CTR model over the embedding views {list(spec.embedding_versions)} reads")
