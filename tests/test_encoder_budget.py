@@ -21,6 +21,7 @@ from moon_features.data.synthetic import generate_shop  # noqa: E402
 from moon_features.encoder.checkpoint import load_encoder  # noqa: E402
 from moon_features.encoder.cli import main as encoder_cli  # noqa: E402
 from moon_features.encoder.columns import UnknownTextColumnError, choose_text_columns  # noqa: E402
+from moon_features.encoder.cut import resolve_before  # noqa: E402
 from moon_features.encoder.embed import embed_catalogue  # noqa: E402
 from moon_features.encoder.errors import EncoderError  # noqa: E402
 from moon_features.encoder.pairs import co_engagement_pairs, symmetric  # noqa: E402
@@ -90,6 +91,20 @@ def test_before_trains_on_earlier_interactions_and_their_pairs_only(shop, tmp_pa
         _train(shop, tmp_path / "too_early", tmp_path / "store", before="2000-01-01")
     with pytest.raises(EncoderError, match="not a date"):
         _train(shop, tmp_path / "bad", tmp_path / "store", before="last tuesday")
+
+
+def test_before_a_rows_file_cuts_where_train_rows_splits_it(shop, tmp_path, capsys):
+    """With `train --rows FILE` the split is of that file's rows: `--before FILE` cuts there (not
+    where --data's log would be cut); a missing file or a non-date names the three accepted forms."""
+    rows = shop.interactions.iloc[: int(len(shop.interactions) * 0.6)]
+    rows.to_parquet(tmp_path / "rows.parquet")
+    cut = resolve_before(shop, str(tmp_path / "rows.parquet"))
+    assert cut == time_split(rows)[0]["event_timestamp"].max() == training_period_end(rows)
+    assert cut < resolve_before(shop, "auto")
+    assert f"{cut.isoformat()} (the last timestamp of `train --rows" in capsys.readouterr().out
+    with pytest.raises(EncoderError, match="no such file; use a date .* 'auto' .* `train --rows`"):
+        resolve_before(shop, str(tmp_path / "missing.parquet"))
+    assert resolve_before(shop, "2026-01-20") == "2026-01-20"
 
 
 def test_before_auto_cuts_where_trains_training_split_ends(shop, tmp_path, capsys):

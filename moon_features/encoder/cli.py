@@ -36,7 +36,8 @@ def _add_train(sub) -> None:
                    help="train on interactions strictly before this date only (e.g. 2024-03-01), co-engagement "
                         "pairs too; 'auto': the last timestamp of the training split `moon-features train "
                         "--data` makes of the same --data (printed), so the encoder never sees the CTR "
-                        "model's validation or test period")
+                        "model's validation or test period; a .parquet path: the same for the entity rows "
+                        "of `train --rows FILE`")
     t.add_argument("--text-columns", default=None,
                    help="comma-separated item columns the text tower reads, or 'auto' (title + categorical "
                         "attributes + multi-valued text columns); default: the preset's")

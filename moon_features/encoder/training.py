@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..data.split import training_period_end
 from .cache import CatalogueCache, build_catalogue_cache
 from .checkpoint import TRAINER_STATE, check_same_architecture, load_encoder, load_trainer_state, save_encoder
 from .columns import choose_text_columns
 from .configuration import MoonEncoderConfig, Preset, TrainSchedule, get_preset
+from .cut import interactions_before, resolve_before
 from .data import ItemFeaturizer, build_attribute_vocab
 from .errors import CheckpointMismatchError, EncoderError
 from .losses import alignment_loss, inter_product_loss
@@ -187,35 +187,6 @@ class TrainingData:
     same_category: dict[int, np.ndarray]
     log_freq: torch.Tensor | None
     tower_stats: dict
-
-
-def resolve_before(dataset, before):
-    """`before` as given; for "auto" the last timestamp of the training split `moon-features train
-    --data` makes of this log (data.split), printed: the encoder then learns from the CTR
-    training period only, without the user copying the date."""
-    if not (isinstance(before, str) and before.strip().lower() == "auto"):
-        return before
-    cut = training_period_end(dataset.interactions)
-    print(f"--before auto: {cut.isoformat()} (the last timestamp of `train`'s training split; the encoder "
-          "reads the interactions strictly before it)", flush=True)
-    return cut
-
-
-def interactions_before(dataset, before) -> object:
-    """`dataset` with only the interactions strictly before `before` (a date / timestamp, UTC when
-    naive); the catalogue is kept whole (every item is embedded, content is not a label)."""
-    if before is None:
-        return dataset
-    try:
-        cut = pd.Timestamp(before)
-    except (ValueError, TypeError) as e:
-        raise EncoderError(f"--before {before!r} is not a date; use e.g. 2024-03-01 or 2024-03-01T12:00") from e
-    cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut
-    ts = pd.to_datetime(dataset.interactions["event_timestamp"], utc=True)
-    kept = dataset.interactions[ts < cut].reset_index(drop=True)
-    if kept.empty:
-        raise EncoderError(f"no interaction before {cut} (the log starts {ts.min()}); choose a later --before")
-    return replace(dataset, interactions=kept)
 
 
 def _start_or_resume(config, ckpt: Path, resume: bool, seed: int, schedule, pretrained_towers: bool):
