@@ -18,7 +18,7 @@ import pytest
 from fixtures.serving_setup import TINY_DIN, train_tiny_model, users_with_history
 from fixtures.store_repo import delete_project_keys, unique_project, unit_vectors, write_embedding_source
 from moon_features.cli import main
-from moon_features.consistency import check_consistency
+from moon_features.consistency import check_consistency, sample_rows
 from moon_features.data.synthetic import generate_shop
 from moon_features.serving.errors import ModelStoreMismatchError
 from moon_features.serving.events import StoreHealth
@@ -29,7 +29,7 @@ from moon_features.store.definitions import embedding_views_in, repo_objects
 from moon_features.store.errors import RepoNotReadyError
 from moon_features.store.online_reader import OnlineReader
 from moon_features.store.repo import DATA_DIR, SPEC_FILE, init_repo, load_spec, materialize_all, open_store, sqlite_config
-from moon_features.training.retrieval import moon_table
+from moon_features.training.retrieval import moon_table, training_data
 from moon_features.training.train import load_model
 
 REDIS = "127.0.0.1:6379"
@@ -143,6 +143,22 @@ def test_the_scorer_reads_and_reports_every_view(setup):
     scorer.close()
     assert main(["check-consistency", "--repo", str(setup["repo"]), "--model-dir", str(setup["model_dir"]),
                  "--rows", "40"]) == 0
+
+
+@pytest.mark.tf
+def test_the_tf_mirror_reads_the_concatenated_views_unchanged(setup):
+    """The Keras DIN with the torch artifact's weights gives its logits on a two-view batch."""
+    ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
+    art, trained = load_model(setup["model_dir"], setup["spec"])
+    data = training_data(setup["stores"]["sqlite"], trained, sample_rows(setup["stores"]["sqlite"], 64))
+    batch = data.batch(slice(0, 64))
+    assert batch.item_emb.shape == (64, 48) and batch.hist_emb.shape[-1] == 48
+    feats = ctf.to_features(batch, art.inputs)
+    keras = ctf.DIN(art.model.config, art.inputs)
+    keras(feats, training=False)
+    keras.load_torch(art.model)
+    want = art.model.eval()(batch).detach().numpy()
+    np.testing.assert_allclose(np.asarray(keras(feats, training=False)), want, atol=1e-5)
 
 
 def test_an_artifact_refuses_a_repository_with_other_views(setup, tmp_path):

@@ -51,6 +51,7 @@ def test_score_returns_scores_in_request_order_with_the_model_version(service):
     np.testing.assert_allclose(body["scores"], scorer.score(user, ids), atol=1e-7)
     assert body["model_version"] == scorer.model_version and body["model_version"].startswith("din-")
     assert body["embedding_version"] == 1 and body["feature_service"] == s.spec.feature_service_name
+    assert body["embedding_versions"] == [1]  # every view the model reads (several: docs/concepts.md)
     assert body["user_found"] is True and body["history_length"] > 0
     assert body["item_found"] == [True, True, True, False, True] and body["unknown_item_ids"] == [UNKNOWN]
     reversed_ = client.post("/score", json={"user_id": user, "candidate_item_ids": ids[::-1]}).json()["scores"]
