@@ -122,5 +122,5 @@ def repo_objects(repo_dir: Path) -> dict[str, object]:
     return out
 
 
-__all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "embedding_views_in", "file_source",
-           "load_repo_spec", "profile_schema", "source_path"]
+__all__ = ["repo_objects", "embedding_view_name", "embedding_spec_of", "embedding_versions", "embedding_views_in",
+           "file_source", "load_repo_spec", "profile_schema", "source_path"]
