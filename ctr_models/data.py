@@ -5,6 +5,7 @@ Arrays (N rows; names follow ModelInputs):
     <dense field>    float32 [N]
     <sequence field> int64   [N, L]   left-aligned, oldest first, 0 = padding
     hist_len         int64   [N]
+    hist_<g>_len     int64   [N]      for each sequence group g besides the main one (inputs.length_name)
     label            float32 [N]      optional (needed for training / evaluation)
 Optionally a MOON table float32 [V, D] indexed by item id (row 0 = zeros, the padding / unknown
 item); item_emb and hist_emb are gathered from it per batch, so the dataset holds each item's
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import CTRBatch
-from .inputs import ModelInputs
+from .inputs import ModelInputs, length_name
 
 
 class DataError(ValueError):
@@ -34,7 +35,8 @@ class CTRData:
         self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
         self._check_arrays()
         self.moon_table = None
-        self.hist_item_field = next((s.name for s in inputs.sequences if s.target == item_field), None)
+        main = [s for s in inputs.sequences if not s.group]  # the sequence group whose items have MOON vectors
+        self.hist_item_field = next((s.name for s in main if s.target == item_field), None)
         if inputs.moon_dim is not None:  # an id-only model never pays for the gather
             if moon_table is None:
                 raise DataError(f"ModelInputs.moon_dim={inputs.moon_dim} but no moon_table was given")
@@ -62,7 +64,8 @@ class CTRData:
                 raise DataError(f"sequence {s.name!r} has length {a.shape[1]} > max_len {inputs.max_len}; "
                                 "keep the most recent max_len items when building the arrays")
             self.arrays[s.name] = a
-        self.arrays["hist_len"] = self.arrays["hist_len"].astype(np.int64, copy=False)
+        for name in ["hist_len"] + [length_name(g) for g in inputs.sequence_groups]:
+            self.arrays[name] = self._need(name, 1).astype(np.int64, copy=False)
         if "label" in self.arrays:
             self.arrays["label"] = self._need("label", 1).astype(np.float32, copy=False)
         for k, a in self.arrays.items():
@@ -115,6 +118,7 @@ class CTRData:
             hist_len=torch.from_numpy(a["hist_len"][idx]),
             dense={n: torch.from_numpy(a[n][idx]) for n in inputs.dense},
             hist={s.name: torch.from_numpy(a[s.name][idx]) for s in inputs.sequences},
+            hist_lens={g: torch.from_numpy(a[length_name(g)][idx]) for g in inputs.sequence_groups},
             label=torch.from_numpy(a["label"][idx]) if "label" in a else None,
         )
         if self.moon_table is not None:

@@ -1,7 +1,8 @@
 """DeepFM (Guo et al., IJCAI 2017) with optional pooled sequences and MOON embeddings.
 
 Fields for the FM: every sparse field's embedding, each sequence field mean-pooled over its
-valid positions (as deepctr-torch's VarLenSparseFeat(combiner="mean")), and with MOON the
+valid positions (as deepctr-torch's VarLenSparseFeat(combiner="mean"); a behaviour sequence
+besides the main one, e.g. purchases beside clicks, pooled over its own length), and with MOON the
 projected MOON embedding of the target and the mean of the history's. linear + FM + DNN logits
 are summed; the DNN also sees the dense features and, with MOON, the SimTier similarity histogram.
 """
@@ -54,11 +55,11 @@ class DeepFM(nn.Module):
         # the MOON projection has the field width k so it can take part in the FM
         self.embedding = FeatureEmbedding(
             inputs, k, use_item_id=config.use_item_id, item_field=config.item_field,
-            moon_proj_dim=k if config.use_moon else None, init_std=config.init_std)
+            moon_proj_dim=k if config.use_moon else None, init_std=config.init_std, sequence_groups=True)
         emb = self.embedding
         self.use_sequences = config.sequence_pooling == "mean"
-        n_fields = (len(emb.fields) + (len(emb.sequences) if self.use_sequences else 0)
-                    + (2 if config.use_moon else 0))
+        pooled = len(emb.sequences) + sum(len(g) for g in emb.groups.values())
+        n_fields = len(emb.fields) + (pooled if self.use_sequences else 0) + (2 if config.use_moon else 0)
         if n_fields == 0:
             raise ConfigError("DeepFM has no fields to interact")
         self.linear = nn.ModuleDict({n: nn.Embedding(emb.vocab[n], 1, padding_idx=0) for n in emb.fields})
@@ -88,6 +89,7 @@ class DeepFM(nn.Module):
         if self.use_sequences:
             hist = emb.history(history)
             fields += [masked_mean(hist[s.name], mask).expand(n, -1) for s in emb.sequences]
+            fields += self._pooled_groups(history, n)
         if self.config.use_moon:
             fields.append(emb.moon(batch.item_emb))
             fields.append(masked_mean(emb.moon(history.hist_emb), mask).expand(n, -1))
@@ -103,3 +105,13 @@ class DeepFM(nn.Module):
         logit = logit + self.fm(stacked)
         dnn_in = torch.cat([stacked.flatten(1)] + dense + extra, dim=1)
         return logit + self.dnn(dnn_in).squeeze(1)
+
+    def _pooled_groups(self, history: CTRBatch, n: int) -> list[torch.Tensor]:
+        """Each field of the sequences besides the main one, mean-pooled over its own length."""
+        out = []
+        for group, sequences in self.embedding.groups.items():
+            hist = self.embedding.group_history(history, group)
+            for s in sequences:
+                mask = length_mask(history.length(group), hist[s.name].shape[1])
+                out.append(masked_mean(hist[s.name], mask).expand(n, -1))
+        return out

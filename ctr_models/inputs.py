@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .config import ConfigError
+
 
 @dataclass(frozen=True)
 class SparseField:
@@ -21,11 +23,23 @@ class SparseField:
 class SequenceField:
     """A behaviour-sequence field; it shares the embedding table of the sparse field `target`.
 
-    e.g. SequenceField("hist_item_id", target="item_id").
+    e.g. SequenceField("hist_item_id", target="item_id"). `group` names the behaviour sequence
+    it belongs to: "" is the main one (its length is the batch's hist_len, its items have
+    hist_emb); another (e.g. "purchase") has its own length, batch.hist_lens[group], and ids only.
     """
 
     name: str
     target: str
+    group: str = ""
+
+
+def length_name(group: str) -> str:
+    """The array / feature name of a sequence group's lengths: hist_len for the main one."""
+    return f"hist_{group}_len" if group else "hist_len"
+
+
+class SequenceGroupsUnsupportedError(ConfigError):
+    """A model (or backend) that reads one behaviour sequence was given inputs with several."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +56,28 @@ class ModelInputs:
                 return f
         raise KeyError(f"no sparse field {name!r}; have {[f.name for f in self.sparse]}")
 
+    @property
+    def sequence_groups(self) -> tuple[str, ...]:
+        """The behaviour sequences besides the main one, in order (empty: one sequence)."""
+        return tuple(dict.fromkeys(s.group for s in self.sequences if s.group))
+
+    def group_sequences(self, group: str) -> tuple[SequenceField, ...]:
+        return tuple(s for s in self.sequences if s.group == group)
+
+    def require_one_sequence(self, what: str) -> None:
+        """Raise SequenceGroupsUnsupportedError if these inputs have sequences besides the main one."""
+        if self.sequence_groups:
+            raise SequenceGroupsUnsupportedError(
+                f"{what} reads one behaviour sequence, but these inputs have the extra sequence(s) "
+                f"{list(self.sequence_groups)}; use the torch DeepFM (it pools each sequence), or build the "
+                "repository without `features build --sequence`")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for s in d["sequences"]:  # the main sequence's fields keep the form written before groups existed
+            if not s["group"]:
+                del s["group"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelInputs":

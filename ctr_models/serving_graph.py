@@ -133,6 +133,8 @@ def check_graph_config(model: nn.Module, types: tuple[str, ...] | None = None) -
     known = GRAPH_CONFIG_FIELDS.get(name) if name in (types or GRAPH_CONFIG_FIELDS) else None
     if known is None:
         raise ConfigError(f"model {name!r} has no serving graph here; known: {sorted(types or GRAPH_CONFIG_FIELDS)}")
+    # the graphs take one history (and its length); several behaviour sequences are torch-only for now
+    model.inputs.require_one_sequence(f"the {name} serving graph (ONNX, projected item view)")
     unknown = sorted({f.name for f in dataclasses.fields(model.config)} - known)
     if unknown:
         raise ConfigError(f"the {name} serving graph does not implement the config options {unknown}; "

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from ctr_models.batch import CTRBatch
-from ctr_models.inputs import ModelInputs
+from ctr_models.inputs import ModelInputs, length_name
 
+from .fields import SequenceSpec
 from .spec import FeatureSpec
 
 
@@ -90,13 +91,31 @@ def one_history(item_ids: np.ndarray, spec: FeatureSpec, attribute_codes=None) -
     return history_arrays(item_ids, np.zeros(1, np.int64), np.array([len(item_ids)]), spec, attribute_codes)
 
 
+def sequence_arrays(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, spec: FeatureSpec,
+                    seq: SequenceSpec) -> dict[str, np.ndarray]:
+    """hist_<name>_item_id [n, max_len] and hist_<name>_len [n] of a behaviour sequence besides the
+    main one (spec.sequences; item ids only), padded and truncated as the main history."""
+    hist, kept = pad_ragged(values, starts, lengths, spec.max_len, spec.max_item_id)
+    return {seq.field_name: hist, length_name(seq.name): kept}
+
+
+def one_user_sequences(histories: Mapping[str, np.ndarray], spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """sequence_arrays of one user's list per sequence besides the main one (name -> item ids,
+    oldest first; absent: empty), each with a leading dimension of 1."""
+    out = {}
+    for seq in spec.sequences:
+        ids = np.asarray(histories.get(seq.name, ()), dtype=np.int64)
+        out.update(sequence_arrays(ids, np.zeros(1, np.int64), np.array([len(ids)]), spec, seq))
+    return out
+
+
 def shared_history_batch(arrays: Mapping[str, np.ndarray], history: Mapping[str, np.ndarray],
                          inputs: ModelInputs, n: int, item_emb: np.ndarray | None = None,
                          hist_emb: np.ndarray | None = None) -> CTRBatch:
     """A CTRBatch of n rows that share one history (one user's request).
 
-    arrays: per-row arrays [n]; history: one_history's arrays [1, ...]; hist_emb: float32 [L, D]
-    of that one history. The history side is broadcast as views instead of n copies, and
+    arrays: per-row arrays [n]; history: one_history's arrays [1, ...] (and one_user_sequences'
+    for the sequences besides the main one); hist_emb: float32 [L, D] of that one history. The history side is broadcast as views instead of n copies, and
     `shared_history` lets the model embed it once, not per row.
     """
     batch = CTRBatch(
@@ -104,6 +123,7 @@ def shared_history_batch(arrays: Mapping[str, np.ndarray], history: Mapping[str,
         hist_len=torch.from_numpy(history["hist_len"]).expand(n),
         dense={name: torch.from_numpy(arrays[name]) for name in inputs.dense},
         hist={s.name: torch.from_numpy(history[s.name]).expand(n, -1) for s in inputs.sequences},
+        hist_lens={g: torch.from_numpy(history[length_name(g)]).expand(n) for g in inputs.sequence_groups},
         shared_history=True,
     )
     if inputs.moon_dim is not None:

@@ -74,6 +74,9 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--context", action="store_true",
                    help="add the log columns hour_of_day and device, which shift click rates (context features: "
                         "`features build --context-columns hour_of_day,device`)")
+    p.add_argument("--event-types", action="store_true",
+                   help="add the log column event_type (impression / click / purchase; purchases follow the user's "
+                        "category taste), for a second behaviour sequence: `features build --sequence purchase=purchase`")
     p.set_defaults(func=handler("moon_features.commands:data_generate"))
 
     p = data.add_parser("sample-negatives", help="add label-0 rows to a purchase-only log, honestly",
@@ -119,6 +122,10 @@ def _add_features_and_demo(sub) -> None:
                    help="comma-separated embedding versions to pin, each with a source data/item_moon_embedding_v<N>"
                         ".parquet in the repo; models read their vectors concatenated in this order "
                         "(default: the newest version there)")
+    p.add_argument("--sequence", action="append", default=[], metavar="NAME=TYPE[,TYPE...]",
+                   help="a behaviour sequence besides the main one (every positive): the positives whose event_type "
+                        "column is one of the types, e.g. purchase=purchase; repeatable. Item ids only; DeepFM "
+                        "pools each (torch backend); DIN, ONNX and the TF mirror refuse such a repo (docs/concepts.md)")
     p.set_defaults(func=handler("moon_features.commands:features_build"))
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")

@@ -13,12 +13,13 @@ from .data.synthetic import generate_shop
 from .data.validate import validate_dataset
 from .demo import run_demo
 from .features import build_feature_repo
+from .fields import SequenceSpec
 
 
 def data_generate(args) -> None:
     ds = generate_shop(args.out, n_items=args.items, n_users=args.users, impressions_per_user=args.impressions,
                        weeks=args.weeks, seed=args.seed, image_size=args.image_size, context=args.context,
-                       arrival_span=args.arrival_span)
+                       arrival_span=args.arrival_span, event_types=args.event_types)
     # the shapes real catalogues arrive in (the "bring your own catalogue" path): data/shop_variants.py
     if args.purchase_only:
         ds = purchase_only(ds)
@@ -61,7 +62,8 @@ def data_validate(args) -> None:
 def features_build(args) -> None:
     context = [c.strip() for c in (args.context_columns or "").split(",") if c.strip()]
     build_feature_repo(args.data, args.repo, max_len=args.max_len, online=args.online, context_columns=context,
-                       embedding_versions=args.embedding_versions)
+                       embedding_versions=args.embedding_versions,
+                       sequences=[SequenceSpec.parse(text) for text in args.sequence])
 
 
 def check_consistency(args) -> None:

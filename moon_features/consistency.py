@@ -161,6 +161,7 @@ def _differing_features(scorer: CTRScorer, data: CTRData, rows: pd.DataFrame, ba
         pairs = [(f"sparse.{k}", off.sparse[k], on.sparse[k]) for k in off.sparse]
         pairs += [(f"dense.{k}", off.dense[k], on.dense[k]) for k in off.dense]
         pairs += [(k, off.hist[k], on.hist[k]) for k in off.hist] + [("hist_len", off.hist_len, on.hist_len)]
+        pairs += [(f"hist_lens.{g}", off.hist_lens[g], on.hist_lens[g]) for g in off.hist_lens]
         if off.item_emb is not None:
             pairs += [("item_emb", off.item_emb, on.item_emb), ("hist_emb", off.hist_emb, on.hist_emb)]
         for name, a, b in pairs:

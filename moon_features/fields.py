@@ -7,12 +7,15 @@ as in ctr_models.inputs.SparseField) and where it is read from (`source`: a Feas
 ENTITY_ROWS for the columns of the entity rows themselves: the ids, and the context features
 that ride along on each training row and arrive in each /score request).
 
-Only ContextFeature is persisted by itself (spec.json's "context"); the others are views of the
-spec's older flat fields, so spec files written before this module load unchanged.
+Only ContextFeature and SequenceSpec are persisted by themselves (spec.json's "context" and
+"sequences", each written only when there are some); the others are views of the spec's older
+flat fields, so spec files written before this module load unchanged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,10 +24,67 @@ from .errors import MoonFeaturesError
 
 ENTITY_ROWS = "entity_rows"  # the source of fields that are columns of the entity rows, not of a view
 EMBEDDING_FIELD = "embedding"  # the feature of every embedding view (item_moon_embedding_v<N>:embedding)
+EVENT_TYPE_COLUMN = "event_type"  # the interaction log's column that sequences besides the main one filter on
+SEQUENCE_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 
 
 class ContextColumnError(MoonFeaturesError, ValueError):
     """A context column cannot be a categorical feature (absent, a reserved name, or fractional values)."""
+
+
+class SequenceSpecError(MoonFeaturesError, ValueError):
+    """A behaviour sequence cannot be built as named (a bad name, no event_type column, an unknown type)."""
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """A behaviour sequence besides the main one (which holds every positive event): the user's
+    last max_len positive events whose event_type (the log's EVENT_TYPE_COLUMN) is one of
+    `event_types`, e.g. SequenceSpec("purchase", ("purchase",)). Item ids only: its items are
+    looked up in the item-id table, with no attribute and no MOON vector of their own. It has a
+    view of its own, user_behavior_sequence_<name> (columns hist_<name>_item_ids, hist_<name>_len)."""
+
+    name: str
+    event_types: tuple[str, ...]
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not SEQUENCE_NAME.fullmatch(self.name):
+            raise SequenceSpecError(f"sequence name {self.name!r}: use 1-32 lowercase letters and digits, "
+                                    "starting with a letter (it names the view user_behavior_sequence_<name>)")
+        object.__setattr__(self, "event_types", tuple(str(t) for t in self.event_types))
+        if not self.event_types:
+            raise SequenceSpecError(f"sequence {self.name!r} names no event type; e.g. --sequence purchase=purchase")
+
+    @property
+    def view_name(self) -> str:
+        return f"user_behavior_sequence_{self.name}"
+
+    @property
+    def push_source(self) -> str:
+        return f"user_behavior_push_{self.name}"
+
+    @property
+    def ids_column(self) -> str:
+        return f"hist_{self.name}_item_ids"
+
+    @property
+    def len_column(self) -> str:
+        return f"hist_{self.name}_len"
+
+    @property
+    def field_name(self) -> str:
+        return f"hist_{self.name}_item_id"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "event_types": list(self.event_types)}
+
+    @classmethod
+    def parse(cls, text: str) -> "SequenceSpec":
+        """NAME=TYPE[,TYPE...], as `features build --sequence` takes it."""
+        name, sep, types = text.partition("=")
+        if not sep:
+            raise SequenceSpecError(f"--sequence {text!r}: write NAME=TYPE[,TYPE...], e.g. purchase=purchase")
+        return cls(name.strip(), tuple(t.strip() for t in types.split(",") if t.strip()))
 
 
 @dataclass(frozen=True)
@@ -83,6 +143,7 @@ class SequenceFeature:
     columns: tuple[str, ...] = ()
     group: str = "user"
     kind: str = "sequence"
+    sequence: str = ""  # the behaviour sequence it belongs to (SequenceSpec.name); "" = the main one
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import MoonFeaturesError
-from .fields import (EMBEDDING_FIELD, ENTITY_ROWS, CategoricalField, ContextColumnError, ContextFeature, DenseFeature,
-                     EmbeddingFeature, IdFeature, SequenceFeature)
+from .fields import (EMBEDDING_FIELD, ENTITY_ROWS, EVENT_TYPE_COLUMN, CategoricalField, ContextColumnError,
+                     ContextFeature, DenseFeature, EmbeddingFeature, IdFeature, SequenceFeature, SequenceSpec,
+                     SequenceSpecError)
 from ctr_models.inputs import ModelInputs, SequenceField, SparseField
 
 ITEM_PROFILE_VIEW = "item_profile"
@@ -130,10 +131,16 @@ class FeatureSpec:
     # per-request categoricals, columns of the entity rows (fields.ContextFeature); spec.json has
     # the key only when there are some, so older specs keep their fingerprint
     context: tuple[ContextFeature, ...] = ()
+    # behaviour sequences besides the main one (fields.SequenceSpec: e.g. purchases beside every
+    # positive); spec.json has the key only when there are some, so older specs keep their fingerprint
+    sequences: tuple[SequenceSpec, ...] = ()
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "embeddings", embedding_views(self.embeddings))
+        names = [q.name for q in self.sequences]
+        if len(set(names)) != len(names):
+            raise SequenceSpecError(f"sequences {names} name one twice; name each once")
 
     # --- embedding views --------------------------------------------------------------
     @property
@@ -182,6 +189,8 @@ class FeatureSpec:
         out.append(SequenceFeature("hist_item_id", "item_id", SEQUENCE_VIEW, ("hist_item_ids", "hist_len")))
         if self.sequence_attribute:
             out.append(SequenceFeature(f"hist_{self.sequence_attribute}", self.sequence_attribute, SEQUENCE_VIEW))
+        out += [SequenceFeature(q.field_name, "item_id", q.view_name, (q.ids_column, q.len_column), sequence=q.name)
+                for q in self.sequences]
         several = len(self.embeddings) > 1
         out += [EmbeddingFeature(f"{EMBEDDING_FIELD}_v{e.version}" if several else EMBEDDING_FIELD, e.version, e.dim,
                                  e.view_name) for e in self.embeddings]
@@ -204,7 +213,7 @@ class FeatureSpec:
         return ModelInputs(
             sparse=tuple(SparseField(f.name, f.vocab_size, f.group) for f in fields if f.kind in SPARSE_KINDS),
             dense=tuple(f.name for f in fields if f.kind == "dense"),
-            sequences=tuple(SequenceField(f.name, f.target) for f in fields if f.kind == "sequence"),
+            sequences=tuple(SequenceField(f.name, f.target, f.sequence) for f in fields if f.kind == "sequence"),
             max_len=self.max_len,
             moon_dim=moon if use_moon else None,
         )
@@ -226,6 +235,9 @@ class FeatureSpec:
         d["context"] = [f.to_dict() for f in self.context]
         if not d["context"]:
             del d["context"]  # the spec.json (and fingerprint) of a spec without context, as before
+        d["sequences"] = [q.to_dict() for q in self.sequences]
+        if not d["sequences"]:
+            del d["sequences"]  # likewise for a spec with the main behaviour sequence only
         return d
 
     @classmethod
@@ -241,6 +253,7 @@ class FeatureSpec:
         one = d.pop("embedding", None)
         d["embeddings"] = tuple(EmbeddingSpec(**e) for e in d.get("embeddings", [one] if one else []))
         d["context"] = tuple(ContextFeature(f["name"], tuple(f["vocabulary"])) for f in d.get("context", ()))
+        d["sequences"] = tuple(SequenceSpec(q["name"], tuple(q["event_types"])) for q in d.get("sequences", ()))
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
@@ -284,11 +297,12 @@ class FeatureSpec:
     @classmethod
     def from_dataset(cls, ds, max_len: int = 50, embedding=None,
                      max_user_id: int | None = None, max_item_id: int | None = None,
-                     context_columns=()) -> "FeatureSpec":
+                     context_columns=(), sequences=()) -> "FeatureSpec":
         """Vocabularies from the data; id ranges leave room for ids yet to come if given.
 
         embedding: None, one EmbeddingSpec or a sequence of them (several views, concatenated in
-        this order); context_columns: columns of the interaction log to train on as context features."""
+        this order); context_columns: columns of the interaction log to train on as context features;
+        sequences: SequenceSpecs of behaviour sequences besides the main one (checked against the log)."""
         meta = ds.meta
 
         def vocab(df, col):
@@ -313,7 +327,27 @@ class FeatureSpec:
             dense_stats={**{c: stats(ds.users, c) for c in meta.user_dense},
                          **{c: stats(ds.items, c) for c in meta.item_dense}},
             context=context_features(ds, context_columns),
+            sequences=checked_sequences(ds, sequences),
         )
+
+
+def checked_sequences(ds, sequences) -> tuple[SequenceSpec, ...]:
+    """The sequences, each of whose event types occurs among the log's positive events."""
+    sequences = tuple(sequences)
+    if not sequences:
+        return ()
+    log = ds.interactions
+    if EVENT_TYPE_COLUMN not in log.columns:
+        raise SequenceSpecError(f"sequences {[q.name for q in sequences]} filter on the interaction log's "
+                                f"{EVENT_TYPE_COLUMN!r} column, which it lacks: add it (e.g. `data generate "
+                                "--event-types`), or build without --sequence")
+    seen = set(log.loc[log["label"] == 1, EVENT_TYPE_COLUMN].dropna().astype(str))
+    for q in sequences:
+        missing = sorted(set(q.event_types) - seen)
+        if missing:
+            raise SequenceSpecError(f"sequence {q.name!r}: no positive event of type(s) {missing} in the log "
+                                    f"(its positive event types: {sorted(seen) or 'none'})")
+    return sequences
 
 
 def context_features(ds, columns) -> tuple[ContextFeature, ...]:

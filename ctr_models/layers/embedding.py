@@ -24,17 +24,25 @@ class FeatureEmbedding(nn.Module):
     moon_proj_dim: size of the projection of the frozen MOON vectors (None = do not use MOON).
     init_std: small like deepctr-torch's 1e-4, so that ids never seen in training (cold items)
     stay close to the zero padding row instead of injecting random noise.
+    sequence_groups: the model reads behaviour sequences besides the main one (`group_history`);
+    a model that does not refuses inputs with them (SequenceGroupsUnsupportedError), rather than
+    reading their positions as the main sequence's.
     """
 
     def __init__(self, inputs: ModelInputs, dim: int, *, use_item_id: bool = True,
                  item_field: str = "item_id", moon_proj_dim: int | None = None,
-                 init_std: float = 1e-4):
+                 init_std: float = 1e-4, sequence_groups: bool = False):
         super().__init__()
+        if not sequence_groups:
+            inputs.require_one_sequence("this model")
         self.inputs = inputs
         self.dim = dim
         names = [f.name for f in inputs.sparse]
         self.fields = [n for n in names if use_item_id or n != item_field]
-        self.sequences = [s for s in inputs.sequences if s.target in self.fields]
+        self.sequences = [s for s in inputs.sequences if s.target in self.fields and not s.group]
+        # group -> its sequence fields (over kept fields), for the sequences besides the main one
+        self.groups = {g: [s for s in inputs.group_sequences(g) if s.target in self.fields]
+                       for g in inputs.sequence_groups}
         self.vocab = {f.name: f.vocab_size for f in inputs.sparse}
         self.tables = nn.ModuleDict({n: nn.Embedding(self.vocab[n], dim, padding_idx=0) for n in self.fields})
         for t in self.tables.values():
@@ -64,6 +72,10 @@ class FeatureEmbedding(nn.Module):
         """Sequence name -> [B, L, dim], through the target field's table."""
         return {s.name: self.lookup(s.target, batch.hist[s.name]) for s in self.sequences}
 
+    def group_history(self, batch: CTRBatch, group: str) -> dict[str, torch.Tensor]:
+        """A sequence group's fields -> [B, L_group, dim], through their target fields' tables."""
+        return {s.name: self.lookup(s.target, batch.hist[s.name]) for s in self.groups[group]}
+
     def target(self, batch: CTRBatch, sparse: dict[str, torch.Tensor]) -> torch.Tensor:
         """q [B, item_dim]: the target item in the layout of a history position."""
         q = [sparse[s.target] for s in self.sequences]
@@ -79,6 +91,7 @@ class FeatureEmbedding(nn.Module):
         return torch.cat(k, dim=-1)
 
     def history_width(self, batch: CTRBatch) -> int:
-        if batch.hist:
-            return next(iter(batch.hist.values())).shape[1]
+        main = [s.name for s in self.inputs.sequences if not s.group and s.name in batch.hist]
+        if main:
+            return batch.hist[main[0]].shape[1]
         return batch.hist_emb.shape[1] if batch.hist_emb is not None else 0

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..fields import EVENT_TYPE_COLUMN
+
 SEQUENCE_COLUMNS = ("user_id", "event_timestamp", "hist_item_ids", "hist_len")
 KEY_RESOLUTION = "s"  # sequence rows are keyed on whole seconds (see above)
 CLOSING_ROW_DELAY = pd.Timedelta(seconds=1)
@@ -31,20 +33,25 @@ def _ragged_take(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) ->
     return values[flat_idx], offsets
 
 
-def build_sequences(interactions: pd.DataFrame, max_len: int = 50) -> pd.DataFrame:
+def build_sequences(interactions: pd.DataFrame, max_len: int = 50, event_types=None) -> pd.DataFrame:
     """Behaviour-sequence table from interactions (user_id, item_id, event_timestamp, label).
 
     Ties (several events in the same second) are ordered by time, then item_id, and none of them
-    sees another.
+    sees another. event_types: keep only the positives whose EVENT_TYPE_COLUMN is one of them (a
+    sequence besides the main one, fields.SequenceSpec); the rows stay one per event second of
+    every event, so a training row of any type joins the state before it.
     """
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
-    df = interactions[["user_id", "item_id", "event_timestamp", "label"]]
+    columns = ["user_id", "item_id", "event_timestamp", "label"] + ([EVENT_TYPE_COLUMN] if event_types else [])
+    df = interactions[columns]
     df = df.sort_values(["user_id", "event_timestamp", "item_id"], kind="stable").reset_index(drop=True)
     seconds = df["event_timestamp"].dt.floor(KEY_RESOLUTION)
     users = df["user_id"].to_numpy()
     times = seconds.to_numpy()
     positive = df["label"].to_numpy() == 1
+    if event_types:
+        positive &= df[EVENT_TYPE_COLUMN].isin(list(event_types)).to_numpy()
 
     # Positives of all users in (user, time, item) order; each user's block is contiguous.
     pos_items = df["item_id"].to_numpy()[positive]

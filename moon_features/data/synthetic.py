@@ -16,6 +16,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from ..fields import EVENT_TYPE_COLUMN
 from .layout import IMAGES_DIR, Dataset, DatasetMeta, save_dataset
 
 CATEGORIES = ("shirt", "mug", "lamp", "bag", "shoe", "vase", "clock", "hat")
@@ -175,6 +176,19 @@ def _context_columns(times: pd.DatetimeIndex, seed: int) -> tuple[dict[str, np.n
     return columns, HOUR_EFFECT[hour] + DEVICE_EFFECT[device]
 
 
+def _event_types(log: pd.DataFrame, items: pd.DataFrame, prefs: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    """The log's event_type: "impression" for a non-click, and for a click "purchase" or "click".
+
+    A click becomes a purchase more often where the user likes the item's category
+    (p = sigmoid(3 * preference - 1)), so a purchase sequence says more about a user's categories
+    than the clicks do. Drawn from a generator of its own: the other draws stay as without it."""
+    category = pd.Categorical(items.set_index("item_id").loc[log["item_id"], "category"], categories=CATEGORIES).codes
+    preference = prefs["category"][log["user_id"].to_numpy() - 1, category]
+    buy = np.random.default_rng([seed, 13]).random(len(log)) < 1 / (1 + np.exp(1 - 3 * preference))
+    clicked = log["label"].to_numpy() == 1
+    return np.where(clicked, np.where(buy, "purchase", "click"), "impression").astype(object)
+
+
 def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per_user: int,
               weeks: int, rng: np.random.Generator, context_seed: int | None = None) -> pd.DataFrame:
     n_users = len(prefs["price"])
@@ -222,7 +236,7 @@ def _make_log(items: pd.DataFrame, prefs: dict[str, np.ndarray], impressions_per
 def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = None,
                   impressions_per_user: int = 40, weeks: int = 4, seed: int = 0,
                   image_size: int = 64, variant_share: float = 0.3, progress: bool = True,
-                  context: bool = False, arrival_span: float = 0.9) -> Dataset:
+                  context: bool = False, arrival_span: float = 0.9, event_types: bool = False) -> Dataset:
     """Write a synthetic shop in the canonical layout under `dst` and return it.
 
     variant_share: the fraction of items that are another colour of an earlier item's product
@@ -231,7 +245,9 @@ def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = Non
     (HOUR_EFFECT, DEVICE_EFFECT); without it the shop is the same, draw for draw. arrival_span:
     new items arrive uniformly over this first fraction of the log (0.9: none in the last tenth, the
     test period, so every item has a history before it is tested; 1.0: until the last day, as in a
-    real shop, where the test period has items that nobody has bought yet); the same draws either way."""
+    real shop, where the test period has items that nobody has bought yet); the same draws either way.
+    event_types: add the column event_type (impression / click / purchase: _event_types), which
+    `features build --sequence purchase=purchase` builds a second behaviour sequence from."""
     rng = np.random.default_rng(seed)
     n_users = n_users or max(50, n_items // 2)
     if not 0.0 <= arrival_span <= 1.0:
@@ -239,6 +255,8 @@ def generate_shop(dst: str | Path, n_items: int = 200, n_users: int | None = Non
     items = _make_items(n_items, rng, weeks, variant_share, seed, arrival_span)
     users, prefs = _make_users(n_users, rng)
     log = _make_log(items, prefs, impressions_per_user, weeks, rng, context_seed=seed if context else None)
+    if event_types:
+        log[EVENT_TYPE_COLUMN] = _event_types(log, items, prefs, seed)
 
     dst = Path(dst)
     (dst / IMAGES_DIR).mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 from ctr_models.batch import CTRBatch
 from ctr_models.inputs import ModelInputs
 
-from ..batching import one_history, row_arrays, shared_history_batch
+from ..batching import one_history, one_user_sequences, row_arrays, shared_history_batch
 from ..spec import FeatureSpec
 from ..store.online_reader import OnlineLookup
 from .errors import ContextError
@@ -107,7 +107,8 @@ def online_batch(lookup: OnlineLookup, spec: FeatureSpec, inputs: ModelInputs, u
     if spec.sequence_attribute:
         codes = RequestAttributeCodes(lookup.history.item_ids, lookup.history.profiles[spec.sequence_attribute])
     arrays = row_arrays({**feature_columns(lookup, spec, user_id), **context_columns(spec, context, n)}, spec)
-    history = one_history(lookup.user.hist_item_ids, spec, codes)
+    history = {**one_history(lookup.user.hist_item_ids, spec, codes),
+               **one_user_sequences(lookup.user.histories, spec)}  # the sequences besides the main one
     hist_emb = None
     if inputs.moon_dim is not None:
         hist_emb = history_embeddings(lookup, history["hist_item_id"][0], int(history["hist_len"][0]), inputs.moon_dim)

@@ -29,7 +29,7 @@ class StoreHealth:
     def __init__(self, scorer, settings: ServingSettings):
         self.scorer, self.settings = scorer, settings
         self.markers = MarkerStore(scorer.store.config)
-        views = [USER_PROFILE_VIEW, ITEM_PROFILE_VIEW, SEQUENCE_VIEW]
+        views = [USER_PROFILE_VIEW, ITEM_PROFILE_VIEW, SEQUENCE_VIEW] + [q.view_name for q in scorer.spec.sequences]
         views += [embedding_view_name(v) for v in scorer.embedding_versions]
         if scorer.projected is not None:  # the projected item view it reads instead
             views.append(scorer.projected.view)
@@ -50,7 +50,10 @@ class StoreHealth:
 class EventService:
     def __init__(self, scorer, settings: ServingSettings, health: StoreHealth):
         self.scorer, self.settings, self.health = scorer, settings, health
-        self.appender = SequenceAppender(scorer.store, scorer.reader.spec)
+        spec = scorer.reader.spec
+        self.appender = SequenceAppender(scorer.store, spec)
+        # every positive event enters the main sequence; one of a sequence's event types, that one too
+        self.sequence_appenders = [(q.event_types, SequenceAppender(scorer.store, spec, q)) for q in spec.sequences]
         self.min_time = settings.min_event_time()
         self.max_future = timedelta(seconds=settings.events_max_future_s)
         self.event_types = settings.event_type_set()
@@ -91,12 +94,17 @@ class EventService:
         user_code, item_code = int(ids.users.encode([user_id])[0]), int(ids.items.encode([item_id])[0])
         self.check_ids(user_code, item_code, item_id)
         row = dict(self.appender.append(user_code, item_code, when))
+        for types, appender in self.sequence_appenders:
+            if event_type in types:
+                appender.append(user_code, item_code, when)
         row["user_id"] = user_id
         row["hist_item_ids"] = ids.items.decode(row["hist_item_ids"])
         return row
 
     def close(self) -> None:
         self.appender.close()
+        for _, appender in self.sequence_appenders:
+            appender.close()
 
 
 class CachedHealth:

@@ -41,6 +41,7 @@ def request_batch(data: CTRData, row: int, others: np.ndarray, user_dense=()) ->
         b.dense[name] = first(b.dense[name])
     b.hist = {k: first(v) for k, v in b.hist.items()}
     b.hist_len = first(b.hist_len)
+    b.hist_lens = {g: first(v) for g, v in b.hist_lens.items()}
     if b.hist_emb is not None:
         b.hist_emb = first(b.hist_emb)
     b.shared_history = True

@@ -57,7 +57,7 @@ class FeastReader(OnlineReaderBase):
                 if v.view == SEQUENCE_VIEW:
                     seq_found |= value is not None
                 values[f.name] = _column([value], f.kind)[0]
-        return UserRow.of(values, found, seq_found)
+        return UserRow.of(values, found, seq_found, self.spec.sequences)
 
     def lookup(self, user_id: int, candidate_ids, version=None, profiles: bool = True,
                history: bool = True) -> OnlineLookup:

@@ -31,6 +31,7 @@ from feast.data_source import PushMode
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
+from ..fields import SequenceSpec
 from ..spec import SEQUENCE_PUSH_SOURCE, SEQUENCE_VIEW, FeatureSpec
 from . import redis_codec as codec
 from .append_script import SCRIPT
@@ -41,15 +42,16 @@ from .store_lock import sqlite_path, thread_lock
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-def current_sequence(store: FeatureStore, user_id: int) -> tuple[list[int], datetime | None]:
+def current_sequence(store: FeatureStore, user_id: int, view: str = SEQUENCE_VIEW,
+                     column: str = "hist_item_ids") -> tuple[list[int], datetime | None]:
     """The user's stored history (oldest first) and the row's event time; ([], None) if none."""
-    fv = store.get_feature_view(SEQUENCE_VIEW)
+    fv = store.get_feature_view(view)
     key = EntityKey(join_keys=[fv.join_keys[0]], entity_values=[Value(int64_val=int(user_id))])
     provider = store.provider
-    ((ts, values),) = provider.online_read(store.config, fv, [key], ["hist_item_ids"])
-    if not values or values.get("hist_item_ids") is None or values["hist_item_ids"].WhichOneof("val") is None:
+    ((ts, values),) = provider.online_read(store.config, fv, [key], [column])
+    if not values or values.get(column) is None or values[column].WhichOneof("val") is None:
         return [], None
-    return list(values["hist_item_ids"].int64_list_val.val), ts
+    return list(values[column].int64_list_val.val), ts
 
 
 def _utc_us(event_timestamp) -> pd.Timestamp:
@@ -67,10 +69,16 @@ def _result(user_id: int, history, when: pd.Timestamp) -> dict:
 
 class SequenceAppender:
     """Appends positive events to users' online sequences; build one per store and reuse it
-    (it holds the Redis connection pool and the registered script)."""
+    (it holds the Redis connection pool and the registered script).
 
-    def __init__(self, store: FeatureStore, spec: FeatureSpec):
+    sequence: a behaviour sequence besides the main one (its own view, push source and columns);
+    None: the main one."""
+
+    def __init__(self, store: FeatureStore, spec: FeatureSpec, sequence: SequenceSpec | None = None):
         self.store, self.spec = store, spec
+        self.view = sequence.view_name if sequence else SEQUENCE_VIEW
+        self.push_source = sequence.push_source if sequence else SEQUENCE_PUSH_SOURCE
+        self.columns = (sequence.ids_column, sequence.len_column) if sequence else ("hist_item_ids", "hist_len")
         self._redis = self._script = None
         if is_redis_config(store.config):
             self._init_redis()
@@ -80,8 +88,9 @@ class SequenceAppender:
 
         self._redis = RedisTransport(self.store.config.online_store)
         self._script = self._redis.client.register_script(SCRIPT)
-        layout = ViewLayout.of(self.store.get_feature_view(SEQUENCE_VIEW), versioning_enabled(self.store.config))
-        self._fields = (layout.feature("hist_item_ids").field, layout.feature("hist_len").field, layout.ts_field)
+        layout = ViewLayout.of(self.store.get_feature_view(self.view), versioning_enabled(self.store.config))
+        ids, length = self.columns
+        self._fields = (layout.feature(ids).field, layout.feature(length).field, layout.ts_field)
         self._ttl = int(getattr(self.store.config.online_store, "key_ttl_seconds", None) or 0)
 
     def append(self, user_id: int, item_id: int, event_timestamp: datetime | pd.Timestamp) -> dict:
@@ -105,17 +114,17 @@ class SequenceAppender:
         return _result(user_id, history, pd.Timestamp(int(stamped_us), unit="us", tz="UTC"))
 
     def _append_feast(self, user_id: int, item_id: int, when: pd.Timestamp) -> dict:
-        history, stored_at = current_sequence(self.store, user_id)
+        history, stored_at = current_sequence(self.store, user_id, self.view, self.columns[0])
         history = (history + [item_id])[-self.spec.max_len:]
         if stored_at is not None and when <= pd.Timestamp(stored_at).tz_convert("UTC"):
             when = pd.Timestamp(stored_at).tz_convert("UTC").as_unit("us") + ONE_MICROSECOND
         row = pd.DataFrame({
             "user_id": pd.Series([user_id], dtype="int64"),
             "event_timestamp": pd.Series([when]),
-            "hist_item_ids": [history],
-            "hist_len": pd.Series([len(history)], dtype="int64"),
+            self.columns[0]: [history],
+            self.columns[1]: pd.Series([len(history)], dtype="int64"),
         })
-        self.store.push(SEQUENCE_PUSH_SOURCE, row, to=PushMode.ONLINE)
+        self.store.push(self.push_source, row, to=PushMode.ONLINE)
         return _result(user_id, history, when)
 
     @contextmanager

@@ -66,15 +66,24 @@ class UserRow:
     hist_len: int
     found: bool                          # any of the user's features is stored
     sequence_found: bool                 # the behaviour sequence is stored
+    # sequence name -> int64 [L] item ids, oldest first, of each behaviour sequence besides the main
+    # one (spec.sequences; empty where not stored)
+    histories: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, values: dict, found: bool, seq_found: bool) -> "UserRow":
-        """From feature name -> value of the user profile and sequence views."""
+    def of(cls, values: dict, found: bool, seq_found: bool, sequences=()) -> "UserRow":
+        """From feature name -> value of the user profile and sequence views (the main one and
+        `sequences`, the spec's SequenceSpecs besides it)."""
         values = dict(values)
         hist = values.pop("hist_item_ids", None)
         hist = np.asarray(hist if hist is not None else [], dtype=np.int64)
         hist_len = int(values.pop("hist_len", len(hist)))
-        return cls(values, hist, hist_len, found, seq_found)
+        histories = {}
+        for seq in sequences:
+            ids = values.pop(seq.ids_column, None)
+            values.pop(seq.len_column, None)
+            histories[seq.name] = np.asarray(ids if ids is not None else [], dtype=np.int64)
+        return cls(values, hist, hist_len, found, seq_found, histories)
 
 
 @dataclass
@@ -157,7 +166,9 @@ class OnlineReaderBase(ABC):
                            f"registered: {sorted(self._views)}") from None
 
     def _user_views(self) -> list[ViewLayout]:
-        return [self._view(USER_PROFILE_VIEW), self._view(SEQUENCE_VIEW)]
+        """The user profile, the main behaviour sequence, then each sequence besides it."""
+        return [self._view(USER_PROFILE_VIEW), self._view(SEQUENCE_VIEW),
+                *(self._view(seq.view_name) for seq in self.spec.sequences)]
 
     def _item_views(self, version: int | Sequence[int] | None, profiles: bool, embeddings: bool) -> list[ViewLayout]:
         """The item views to read: the profile, then the embedding views of `version` (one version

@@ -35,7 +35,7 @@ class RedisReader(OnlineReaderBase):
         views = self._user_views()
         fields = [f for v in views for f in v.fields]
         (reply,) = self._redis.hmget_many([(codec.redis_keys("user_id", [user_id], self.project), fields)])
-        return _decode_user(views, reply)
+        return _decode_user(views, reply, self.spec.sequences)
 
     def _read_items(self, ids: np.ndarray, views: list[ViewLayout]) -> ItemBatch:
         fields = [f for v in views for f in v.fields]
@@ -58,7 +58,7 @@ class RedisReader(OnlineReaderBase):
             return self._lookup_one_trip(user_key[0], cand, cand_keys, user_views, user_fields, item_views, item_fields)
         # Round trip 1: the user and every candidate in one packed pipeline.
         replies = self._redis.hmget_many([(user_key, user_fields), (cand_keys, item_fields)])
-        user = _decode_user(user_views, replies[0])
+        user = _decode_user(user_views, replies[0], self.spec.sequences)
         candidates = _decode_items(cand, item_views, replies[1:])
         hist = user.hist_item_ids if history else np.zeros(0, np.int64)
         history_batch, trips = self._history_trip(hist, item_views, item_fields)
@@ -71,7 +71,7 @@ class RedisReader(OnlineReaderBase):
         payload = (pack_hmgets(cand_keys, item_fields) if len(cand) else b"") + pack_command(script)
         replies = self._redis.execute_packed(payload, len(cand) + 1)
         user_reply, hist_replies = replies[-1]
-        user = _decode_user(user_views, user_reply)
+        user = _decode_user(user_views, user_reply, self.spec.sequences)
         candidates = _decode_items(cand, item_views, replies[:-1])
         hist = user.hist_item_ids
         if hist_replies == b"fallback":  # ids the script cannot represent exactly: ask again
@@ -107,7 +107,7 @@ def _decode_items(ids: np.ndarray, views: list[ViewLayout], replies: list) -> It
     return ItemBatch(ids, *joined_embeddings(parts, founds, n), profiles, prof_found)
 
 
-def _decode_user(views: list[ViewLayout], reply: list) -> UserRow:
+def _decode_user(views: list[ViewLayout], reply: list, sequences=()) -> UserRow:
     values: dict = {}
     found = seq_found = False
     col = 0
@@ -119,4 +119,4 @@ def _decode_user(views: list[ViewLayout], reply: list) -> UserRow:
             found |= bool(ok[0])
             if view.view == SEQUENCE_VIEW:
                 seq_found |= bool(ok[0])
-    return UserRow.of(values, found, seq_found)
+    return UserRow.of(values, found, seq_found, sequences)

@@ -36,7 +36,8 @@ def user_profile_table(ds: Dataset, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def write_sources(ds: Dataset, spec: FeatureSpec, data_dir: str | Path) -> dict[str, Path]:
-    """Item and user profiles and behaviour sequences as Parquet; returns view name -> path."""
+    """Item and user profiles and behaviour sequences (the main one and spec.sequences) as Parquet;
+    returns view name -> path."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -44,6 +45,9 @@ def write_sources(ds: Dataset, spec: FeatureSpec, data_dir: str | Path) -> dict[
         USER_PROFILE_VIEW: user_profile_table(ds, spec),
         SEQUENCE_VIEW: build_sequences(ds.interactions, spec.max_len),
     }
+    for q in spec.sequences:  # each sequence besides the main one: its own view, its own column names
+        table = build_sequences(ds.interactions, spec.max_len, q.event_types)
+        tables[q.view_name] = table.rename(columns={"hist_item_ids": q.ids_column, "hist_len": q.len_column})
     paths = {}
     for view, table in tables.items():
         paths[view] = source_path(data_dir, view)

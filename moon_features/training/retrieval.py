@@ -19,7 +19,7 @@ from feast import FeatureStore
 
 from ctr_models.data import CTRData
 
-from ..batching import history_arrays, pad_ragged, row_arrays
+from ..batching import history_arrays, pad_ragged, row_arrays, sequence_arrays
 from ..errors import MoonFeaturesError
 from ..spec import EMBEDDING_FIELD, ITEM_PROFILE_VIEW, EmbeddingSpec, FeatureSpec
 from .ray_retrieval import is_ray_job, ray_job_to_arrow
@@ -119,6 +119,8 @@ def arrays_from_features(table: pa.Table, spec: FeatureSpec, attribute_codes: np
     """Model arrays from a feature table (the historical join's output)."""
     arrays = {**row_arrays(feature_columns(table, spec), spec),
               **history_arrays(*ragged_parts(table.column("hist_item_ids")), spec, attribute_codes)}
+    for seq in spec.sequences:  # the behaviour sequences besides the main one, item ids only
+        arrays.update(sequence_arrays(*ragged_parts(table.column(seq.ids_column)), spec, seq))
     if "label" in table.column_names:
         arrays["label"] = table.column("label").to_numpy().astype(np.float32)
     return arrays
@@ -138,7 +140,8 @@ def historical_table(store: FeatureStore, spec: FeatureSpec, entity_rows: pd.Dat
     refs = [r for r in spec.feature_refs() if not r.endswith(f":{EMBEDDING_FIELD}")]  # gathered by moon_table
     job = store.get_historical_features(entity_df=rows, features=refs)
     if is_ray_job(job):  # Feast's Ray offline store (feature_store.ray.yaml): see ray_retrieval.py
-        table = ray_job_to_arrow(job, [r.split(":")[1] for r in refs if r.split(":")[1].startswith("hist_item")])
+        lists = ["hist_item_ids"] + [seq.ids_column for seq in spec.sequences]
+        table = ray_job_to_arrow(job, lists)
     else:
         table = job.to_arrow()
     # Feast's offline stores do not keep the entity order; the caller's order is the contract.

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ctr_models.artifact import from_pretrained, save_pretrained
 from ctr_models.data import CTRData
+from ctr_models.inputs import SequenceGroupsUnsupportedError
 from ctr_models.metrics import ctr_metrics
 from ctr_models.plots import plot_training_curves
 from ctr_models.registry import MODELS
@@ -26,6 +27,11 @@ from ..spec import FeatureSpec
 from ..store.repo import load_spec, open_store
 from .ray_train import fit_on_ray
 from .retrieval import training_data
+
+
+class ModelSequencesError(MoonFeaturesError, ValueError):
+    """The model reads one behaviour sequence, but the repository's spec has several."""
+
 
 @dataclass
 class TrainReport:
@@ -108,8 +114,11 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
 
     seed_everything(cfg.seed)
     entry = MODELS[model]
-    net = entry.torch_class()(entry.config_class()(use_moon=use_moon, **(model_overrides or {})),
-                              spec.model_inputs(use_moon))
+    try:
+        net = entry.torch_class()(entry.config_class()(use_moon=use_moon, **(model_overrides or {})),
+                                  spec.model_inputs(use_moon))
+    except SequenceGroupsUnsupportedError as e:  # e.g. DIN on a repo built with --sequence
+        raise ModelSequencesError(f"{model} on {repo}: {e}") from None
     out_dir = Path(out_dir)
     cfg.checkpoint_dir = cfg.checkpoint_dir or str(out_dir / "checkpoints")
     trainer = Trainer(cfg)

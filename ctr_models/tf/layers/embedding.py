@@ -29,6 +29,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
     def __init__(self, inputs: ModelInputs, dim: int, *, use_item_id: bool = True, item_field: str = "item_id",
                  moon_proj_dim: int | None = None, init_std: float = 1e-4, **kwargs):
         super().__init__(**kwargs)
+        # the mirror pools one behaviour sequence; the torch DeepFM's extra ones are not mirrored yet
+        inputs.require_one_sequence("the TensorFlow mirror")
         self.inputs, self.dim, self.item_field = inputs, dim, item_field
         names = [f.name for f in inputs.sparse]
         self.fields = [n for n in names if use_item_id or n != item_field]

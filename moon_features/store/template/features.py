@@ -45,10 +45,22 @@ user_behavior_sequence = FeatureView(
     source=user_behavior_push, tags={"max_len": str(spec.max_len)},
     description=f"The user's last {spec.max_len} positive items strictly before event_timestamp, oldest first")
 
+# --- behaviour sequences besides the main one (`features build --sequence purchase=purchase`):
+# the positives of some event types only, each with its own view and push source.
+behaviour = [user_behavior_sequence]
+for seq in spec.sequences:
+    globals()[seq.push_source] = PushSource(name=seq.push_source, batch_source=file_source(DATA, seq.view_name))
+    globals()[seq.view_name] = FeatureView(
+        name=seq.view_name, entities=[user], ttl=NO_TTL,
+        schema=[Field(name=seq.ids_column, dtype=Array(Int64)), Field(name=seq.len_column, dtype=Int64)],
+        source=globals()[seq.push_source], tags={"max_len": str(spec.max_len)},
+        description=f"The user's last {spec.max_len} positive {'/'.join(seq.event_types)} items before event_timestamp")
+    behaviour.append(globals()[seq.view_name])
+
 # --- the feature service of an ids-only model ----------------------------------------------
 ids_service = FeatureService(
     name=spec.with_embedding(None).feature_service_name,
-    features=[user_profile, item_profile, user_behavior_sequence],
+    features=[user_profile, item_profile, *behaviour],
     description="ID and profile features with behaviour sequences")
 
 # --- MOON item embeddings: one view per encoder version (data/item_moon_embedding_v<N>.parquet,
@@ -64,7 +76,7 @@ for emb in embedding_versions(spec, DATA):
         description=f"MOON item embedding, encoder version {emb.version}, dimension {emb.dim}, L2-normalised")
     globals()[f"{emb.view_name}_service"] = FeatureService(
         name=spec.with_embedding(emb).feature_service_name,
-        features=[user_profile, item_profile, user_behavior_sequence, globals()[emb.view_name]],
+        features=[user_profile, item_profile, *behaviour, globals()[emb.view_name]],
         tags={EMBEDDING_VERSION_TAG: str(emb.version)},
         description=f"Everything a CTR model with MOON embeddings v{emb.version} (d={emb.dim}) reads")
 
@@ -73,6 +85,6 @@ for emb in embedding_versions(spec, DATA):
 if len(spec.embeddings) > 1:
     all_embeddings_service = FeatureService(
         name=spec.feature_service_name,
-        features=[user_profile, item_profile, user_behavior_sequence, *(globals()[e.view_name] for e in spec.embeddings)],
+        features=[user_profile, item_profile, *behaviour, *(globals()[e.view_name] for e in spec.embeddings)],
         tags={EMBEDDING_VERSION_TAG: ",".join(map(str, spec.embedding_versions))},
         description=f"Everything a CTR model over the embedding views {list(spec.embedding_versions)} reads")

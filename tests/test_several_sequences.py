@@ -1,0 +1,204 @@
+"""Several behaviour sequences in one spec, end to end (issue #18 item 4).
+
+A shop whose log has an event_type column (impression / click / purchase) is built with
+`features build --sequence purchase=purchase`: beside the main sequence (every positive) the
+spec has a purchase sequence, with its own view and push source. A DeepFM trained on both pools
+each over its own length; it scores online as offline (Redis and SQLite), /events appends a
+purchase to both sequences and a click to the main one only. DIN, the ONNX backend and the TF
+mirror read one sequence and refuse such a model by name.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fixtures.serving_setup import users_with_history
+from fixtures.store_repo import delete_project_keys, unique_project, unit_vectors, write_embedding_source
+from ctr_models.inputs import SequenceGroupsUnsupportedError
+from ctr_models.serving_graph import serving_graph
+from ctr_models.trainer import TrainerConfig
+from moon_features.cli import main
+from moon_features.consistency import check_consistency, sample_rows
+from moon_features.data.layout import load_dataset
+from moon_features.data.sequences import build_sequences, sequence_as_of
+from moon_features.data.synthetic import generate_shop
+from moon_features.fields import SequenceSpec, SequenceSpecError
+from moon_features.serving.events import EventService, StoreHealth
+from moon_features.serving.scorer import CTRScorer, ModelBackendError
+from moon_features.serving.settings import ServingSettings
+from moon_features.spec import FeatureSpec, SpecMismatchError
+from moon_features.store.definitions import repo_objects
+from moon_features.store.online_reader import OnlineReader
+from moon_features.store.repo import DATA_DIR, SPEC_FILE, init_repo, load_spec, materialize_all, open_store, sqlite_config
+from moon_features.store.sources import entity_rows
+from moon_features.training.retrieval import training_data
+from moon_features.training.train import ModelSequencesError, load_model, train_from_feast
+
+REDIS = "127.0.0.1:6379"
+PURCHASE = SequenceSpec("purchase", ("purchase",))
+TINY_DEEPFM = {"embed_dim": 8, "dnn_hidden": (32, 16)}
+
+
+def _train(repo, out, model="deepfm", overrides=TINY_DEEPFM):
+    rows = entity_rows(load_dataset(repo.parent / "shop")).sort_values("event_timestamp", kind="stable").tail(1500)
+    train_from_feast(repo, rows, out, model=model, use_moon=True, model_overrides=overrides,
+                     trainer_config=TrainerConfig(epochs=1, progress=False, seed=0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A Redis repo with a purchase sequence beside the main one, a tiny DeepFM + MOON trained on
+    both, materialized on Redis and (same project) on SQLite."""
+    root = tmp_path_factory.mktemp("several_sequences")
+    ds = generate_shop(root / "shop", n_items=200, seed=0, progress=False, event_types=True)
+    repo, project = root / "repo", unique_project()
+    init_repo(repo, project=project, online="redis", redis_connection=REDIS)
+    ids, ts = ds.items["item_id"].to_numpy(np.int64), ds.items["first_seen"].reset_index(drop=True)
+    write_embedding_source(repo / DATA_DIR, 1, ids, unit_vectors(len(ids), 32, seed=1), ts)
+    args = ["features", "build", "--data", str(root / "shop"), "--repo", str(repo), "--max-len", "20"]
+    assert main(args + ["--sequence", "purchase=purchase"]) == 0
+    store = open_store(repo)
+    materialize_all(store)
+    model_dir = _train(repo, root / "deepfm")
+    (repo / "sqlite.yaml").write_text(sqlite_config(project))
+    sqlite = open_store(repo, repo / "sqlite.yaml")
+    sqlite.apply(list(repo_objects(repo).values()))
+    materialize_all(sqlite)
+    yield {"root": root, "repo": repo, "ds": ds, "spec": load_spec(repo), "model_dir": model_dir,
+           "stores": {"redis": store, "sqlite": sqlite}}
+    delete_project_keys(project, REDIS)
+
+
+def test_the_spec_has_the_purchase_sequence_and_keeps_old_files_unchanged(setup):
+    spec, repo = setup["spec"], setup["repo"]
+    assert spec.sequences == (PURCHASE,)
+    saved = json.loads((repo / SPEC_FILE).read_text())
+    assert saved["sequences"] == [{"name": "purchase", "event_types": ["purchase"]}]
+    assert FeatureSpec.from_dict(saved) == spec
+    one = replace(spec, sequences=())
+    assert "sequences" not in one.to_dict() and one.fingerprint() != spec.fingerprint()
+    inputs = spec.model_inputs()
+    assert inputs.sequence_groups == ("purchase",)
+    assert [(s.name, s.group) for s in inputs.sequences] == [("hist_item_id", ""), ("hist_category", ""),
+                                                            ("hist_purchase_item_id", "purchase")]
+    assert "group" not in inputs.to_dict()["sequences"][0]  # the main sequence's fields as before
+    assert ("user_behavior_sequence_purchase:hist_purchase_item_ids" in spec.feature_refs())
+    service = setup["stores"]["redis"].get_feature_service(spec.feature_service_name)
+    assert "user_behavior_sequence_purchase" in [p.name for p in service.feature_view_projections]
+    with pytest.raises(SpecMismatchError, match="sequences"):
+        spec.check_compatible(one)
+
+
+def test_the_purchase_table_holds_the_purchases_before_each_row(setup):
+    log = setup["ds"].interactions
+    table = build_sequences(log, 20, ("purchase",))
+    user = int(log.loc[log["event_type"] == "purchase", "user_id"].value_counts().index[0])
+    mine = log[log["user_id"] == user].sort_values(["event_timestamp", "item_id"], kind="stable")
+    when = mine["event_timestamp"].iloc[len(mine) // 2]
+    bought = mine[(mine["event_type"] == "purchase") & (mine["event_timestamp"].dt.floor("s") < when.floor("s"))]
+    assert sequence_as_of(table, user, when) == bought["item_id"].tolist()[-20:]
+    assert len(bought) and len(bought) < int(((mine["label"] == 1) & (mine["event_timestamp"] < when)).sum())
+
+
+def test_training_reads_each_sequence_with_its_own_length(setup):
+    spec, store = setup["spec"], setup["stores"]["sqlite"]
+    data = training_data(store, spec, sample_rows(store, 300))
+    main_len, purchase_len = data.column("hist_len"), data.column("hist_purchase_len")
+    assert (purchase_len <= main_len).all() and (purchase_len < main_len).any() and purchase_len.max() > 0
+    batch = data.batch(slice(0, 300))
+    assert torch.equal(batch.hist_lens["purchase"], torch.from_numpy(purchase_len))
+    hist = data.column("hist_purchase_item_id")
+    assert not hist[np.arange(20)[None, :] >= purchase_len[:, None]].any()  # padded past the length
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_online_readers_read_every_sequence(setup, backend):
+    spec, store = setup["spec"], setup["stores"][backend]
+    reader = OnlineReader(store, spec)
+    table = build_sequences(setup["ds"].interactions, 20, ("purchase",))
+    for user in users_with_history(setup["repo"], 3)[:5]:
+        lookup = reader.lookup(int(user), [3, 4])
+        want = table[table["user_id"] == user].sort_values("event_timestamp")["hist_item_ids"].iloc[-1]
+        assert lookup.user.histories["purchase"].tolist() == list(want)
+        assert "hist_purchase_item_ids" not in lookup.user.profile
+    reader.close()
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_offline_and_online_scores_agree(setup, backend):
+    report = check_consistency(setup["stores"][backend], setup["model_dir"], n_rows=80, seed=1)
+    assert report.ok, report.line()
+    assert report.rows["online"].std() > 1e-4
+
+
+def test_deepfm_reads_the_purchase_sequence(setup):
+    art, trained = load_model(setup["model_dir"], setup["spec"])
+    data = training_data(setup["stores"]["sqlite"], trained, sample_rows(setup["stores"]["sqlite"], 200))
+    batch = data.batch(slice(0, 200))
+    assert int((batch.hist_lens["purchase"] > 0).sum()) > 10
+    model = art.model.eval()
+    with torch.no_grad():
+        before = model(batch)
+        batch.hist_lens["purchase"] = torch.zeros_like(batch.hist_lens["purchase"])
+        after = model(batch)
+    changed = (before - after).abs() > 1e-7
+    assert changed.any() and not changed[data.column("hist_purchase_len") == 0].any()
+
+
+def test_events_append_a_purchase_to_both_sequences_and_a_click_to_the_main_one(setup, tmp_path):
+    store = setup["stores"]["redis"]
+    scorer = CTRScorer(store, setup["model_dir"])
+    settings = ServingSettings(repo=str(setup["repo"]), model_dir=str(setup["model_dir"]),
+                               event_types="click,purchase")
+    health = StoreHealth(scorer, settings)
+    assert "user_behavior_sequence_purchase" in health.views
+    events = EventService(scorer, settings, health)
+    user = int(users_with_history(setup["repo"], 3)[0])
+    before = scorer.reader.user_features(user)
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    events.append(user, 7, now, event_type="purchase")
+    events.append(user, 9, now, event_type="click")
+    after = scorer.reader.user_features(user)
+    assert after.hist_item_ids.tolist()[-2:] == [7, 9]
+    assert after.histories["purchase"].tolist() == (before.histories["purchase"].tolist() + [7])[-20:]
+    events.close()
+    health.close()
+    scorer.close()
+
+
+def test_models_and_backends_that_read_one_sequence_refuse_by_name(setup, tmp_path):
+    with pytest.raises(ModelSequencesError, match=r"reads one behaviour sequence.*\['purchase'\]"):
+        _train(setup["repo"], tmp_path / "din", model="din", overrides={"embed_dim": 8})
+    with pytest.raises(ModelBackendError, match="serve it with backend torch"):
+        CTRScorer(setup["stores"]["redis"], setup["model_dir"], backend="onnx")
+    art, _ = load_model(setup["model_dir"], setup["spec"])
+    with pytest.raises(SequenceGroupsUnsupportedError, match="serving graph"):
+        serving_graph(art.model)
+
+
+@pytest.mark.tf
+def test_the_tf_mirror_refuses_several_sequences(setup):
+    ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
+    art, _ = load_model(setup["model_dir"], setup["spec"])
+    with pytest.raises(SequenceGroupsUnsupportedError, match="TensorFlow mirror"):
+        ctf.DeepFM(art.model.config, art.inputs)
+
+
+def test_features_build_refuses_a_log_without_event_types_and_bad_names(setup, tmp_path, capsys):
+    shop = tmp_path / "plain"
+    generate_shop(shop, n_items=60, seed=1, progress=False)
+    args = ["features", "build", "--data", str(shop), "--repo", str(tmp_path / "repo")]
+    assert main(args + ["--sequence", "purchase=purchase"]) == 2
+    assert "lacks" in capsys.readouterr().err
+    args[3] = str(setup["root"] / "shop")
+    assert main(args + ["--sequence", "cart=add_to_cart"]) == 2
+    assert "no positive event of type(s) ['add_to_cart']" in capsys.readouterr().err
+    for bad in ("Purchase=purchase", "purchase", "purchase="):
+        with pytest.raises(SequenceSpecError):
+            SequenceSpec.parse(bad)
