@@ -7,7 +7,9 @@ data-dependent slicing and no padding work, and every shape is a graph dimension
     <sparse field>   int64   [B]     every ModelInputs.sparse field, user fields repeated per row
     <dense field>    float32 [B]     every ModelInputs.dense feature
     <sequence field> int64   [n]     every ModelInputs.sequences field: the n valid history items,
-                                     oldest first (n <= max_len, n = 0 allowed)
+                                     oldest first (n <= max_len, n = 0 allowed); a field of a
+                                     sequence group besides the main one (DeepFM only) has its own
+                                     n_<group> valid items
     item_emb         float32 [B, D]  MOON vectors of the candidates (models with moon_dim only)
     hist_emb         float32 [n, D]  MOON vectors of the history items (same)
   ->
@@ -50,7 +52,7 @@ def graph_input_names(inputs: ModelInputs) -> list[str]:
 def dynamic_axes(inputs: ModelInputs) -> dict[str, dict[int, str]]:
     axes = {f.name: {0: "batch"} for f in inputs.sparse}
     axes.update({n: {0: "batch"} for n in inputs.dense})
-    axes.update({s.name: {0: "history"} for s in inputs.sequences})
+    axes.update({s.name: {0: f"history_{s.group}" if s.group else "history"} for s in inputs.sequences})
     if inputs.moon_dim is not None:
         axes.update(item_emb={0: "batch"}, hist_emb={0: "history"})
     return {**axes, "logit": {0: "batch"}, "score": {0: "batch"}}
@@ -61,7 +63,8 @@ def example_inputs(inputs: ModelInputs, batch: int = 3, history: int = 2) -> tup
     g = torch.Generator().manual_seed(0)
     out = [torch.ones(batch, dtype=torch.int64) for _ in inputs.sparse]
     out += [torch.zeros(batch) for _ in inputs.dense]
-    out += [torch.ones(history, dtype=torch.int64) for _ in inputs.sequences]
+    # a sequence group's own length differs from the main one's, so the tracer keeps them apart
+    out += [torch.ones(history + (1 if s.group else 0), dtype=torch.int64) for s in inputs.sequences]
     if inputs.moon_dim is not None:
         out += [torch.randn(batch, inputs.moon_dim, generator=g), torch.randn(history, inputs.moon_dim, generator=g)]
     return tuple(out)
@@ -133,8 +136,8 @@ def check_graph_config(model: nn.Module, types: tuple[str, ...] | None = None) -
     known = GRAPH_CONFIG_FIELDS.get(name) if name in (types or GRAPH_CONFIG_FIELDS) else None
     if known is None:
         raise ConfigError(f"model {name!r} has no serving graph here; known: {sorted(types or GRAPH_CONFIG_FIELDS)}")
-    # the graphs take one history (and its length); several behaviour sequences are torch-only for now
-    model.inputs.require_one_sequence(f"the {name} serving graph (ONNX, projected item view)")
+    if name != "deepfm":  # DIN's graphs (ONNX, projected item view) take one history
+        model.inputs.require_one_sequence(f"the {name} serving graph (ONNX, projected item view)")
     unknown = sorted({f.name for f in dataclasses.fields(model.config)} - known)
     if unknown:
         raise ConfigError(f"the {name} serving graph does not implement the config options {unknown}; "
@@ -153,7 +156,8 @@ class _Graph(nn.Module):
         x = dict(zip(self.input_names, tensors))
         emb = self.model.embedding
         sparse = {n: emb.lookup(n, x[n]) for n in emb.fields}
-        hist = {s.name: emb.lookup(s.target, x[s.name]) for s in emb.sequences}
+        hist = {s.name: emb.lookup(s.target, x[s.name])
+                for s in [*emb.sequences, *(s for group in emb.groups.values() for s in group)]}
         dense = [x[n].unsqueeze(1) for n in self.inputs.dense]
         return x, sparse, hist, dense
 
@@ -251,6 +255,7 @@ class DeepFMGraph(_Graph):
 
         if m.use_sequences:
             fields += [pooled(hist[s.name]) for s in emb.sequences]
+            fields += [pooled(hist[s.name]) for group in emb.groups.values() for s in group]  # each over its own n
         if m.config.use_moon:
             fields.append(emb.moon(x["item_emb"]))
             fields.append(pooled(emb.moon(x["hist_emb"])))

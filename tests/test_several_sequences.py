@@ -3,9 +3,9 @@
 A shop whose log has an event_type column (impression / click / purchase) is built with
 `features build --sequence purchase=purchase`: beside the main sequence (every positive) the
 spec has a purchase sequence, with its own view and push source. A DeepFM trained on both pools
-each over its own length; it scores online as offline (Redis and SQLite), /events appends a
-purchase to both sequences and a click to the main one only. DIN, the ONNX backend and the TF
-mirror read one sequence and refuse such a model by name.
+each over its own length; it scores online as offline (Redis and SQLite; torch and its ONNX
+serving graph), /events appends a purchase to both sequences and a click to the main one only.
+DIN (and so its serving graphs) and the TF mirror read one sequence and refuse such inputs by name.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import torch
 from fixtures.serving_setup import users_with_history
 from fixtures.store_repo import delete_project_keys, unique_project, unit_vectors, write_embedding_source
 from ctr_models.inputs import SequenceGroupsUnsupportedError
+from ctr_models.din import DIN, DINConfig
+from ctr_models.onnx_export import check_with_onnxruntime, export_onnx, onnx_bytes
 from ctr_models.serving_graph import serving_graph
 from ctr_models.trainer import TrainerConfig
 from moon_features.cli import main
@@ -29,7 +31,7 @@ from moon_features.data.sequences import build_sequences, sequence_as_of
 from moon_features.data.synthetic import generate_shop
 from moon_features.fields import SequenceSpec, SequenceSpecError
 from moon_features.serving.events import EventService, StoreHealth
-from moon_features.serving.scorer import CTRScorer, ModelBackendError
+from moon_features.serving.scorer import CTRScorer
 from moon_features.serving.settings import ServingSettings
 from moon_features.spec import FeatureSpec, SpecMismatchError
 from moon_features.store.definitions import repo_objects
@@ -175,11 +177,23 @@ def test_events_append_a_purchase_to_both_sequences_and_a_click_to_the_main_one(
 def test_models_and_backends_that_read_one_sequence_refuse_by_name(setup, tmp_path):
     with pytest.raises(ModelSequencesError, match=r"reads one behaviour sequence.*\['purchase'\]"):
         _train(setup["repo"], tmp_path / "din", model="din", overrides={"embed_dim": 8})
-    with pytest.raises(ModelBackendError, match="serve it with backend torch"):
-        CTRScorer(setup["stores"]["redis"], setup["model_dir"], backend="onnx")
+    din = DIN(DINConfig(embed_dim=8), replace(setup["spec"], sequences=()).model_inputs(use_moon=False))
+    din.inputs = setup["spec"].model_inputs(use_moon=False)  # as if trained on both sequences
+    with pytest.raises(SequenceGroupsUnsupportedError, match="din serving graph"):
+        serving_graph(din)
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_the_onnx_graph_pools_each_sequence_as_torch(setup, backend, tmp_path):
+    """The DeepFM graph takes each sequence cut to its own valid items; same scores as offline."""
+    ort = pytest.importorskip("onnxruntime")
+    report = check_consistency(setup["stores"][backend], setup["model_dir"], n_rows=60, seed=3, backend="onnx")
+    assert report.ok, report.line()
     art, _ = load_model(setup["model_dir"], setup["spec"])
-    with pytest.raises(SequenceGroupsUnsupportedError, match="serving graph"):
-        serving_graph(art.model)
+    names = [i.name for i in ort.InferenceSession(onnx_bytes(art.model)).get_inputs()]
+    assert "hist_purchase_item_id" in names
+    path = export_onnx(art.model, tmp_path / "deepfm.onnx")  # the file `moon-features export` writes
+    assert check_with_onnxruntime(art.model, path) < 1e-5
 
 
 @pytest.mark.tf

@@ -55,6 +55,9 @@ class OnnxScoringModel:
         out = {name: t.numpy() for name, t in batch.sparse.items()}
         out.update({name: t.numpy() for name, t in batch.dense.items()})
         out.update({name: t[0, :n].numpy() for name, t in batch.hist.items()})
+        for s in self.inputs.sequences:  # a sequence group's fields: cut to their own length
+            if s.group:
+                out[s.name] = batch.hist[s.name][0, :int(batch.hist_lens[s.group][0]) if batch.size else 0].numpy()
         if self.inputs.moon_dim is not None:
             out["item_emb"] = batch.item_emb.numpy()
             out["hist_emb"] = batch.hist_emb[0, :n].numpy()

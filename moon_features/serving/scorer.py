@@ -175,10 +175,6 @@ class CTRScorer:
         if backend != "torch":
             if backend not in MODEL_BACKENDS:
                 raise ModelBackendError(f"unknown model backend {backend!r}; choose one of {list(MODEL_BACKENDS)}")
-            if self.inputs.sequence_groups:  # the serving graph takes one history (ctr_models.serving_graph)
-                raise ModelBackendError(
-                    f"backend {backend!r} scores models with one behaviour sequence; this one also reads "
-                    f"{list(self.inputs.sequence_groups)}: serve it with backend torch")
             try:
                 from .onnx_model import OnnxScoringModel
             except ImportError as e:
