@@ -5,7 +5,8 @@ A shop whose log has an event_type column (impression / click / purchase) is bui
 spec has a purchase sequence, with its own view and push source. A DeepFM trained on both pools
 each over its own length; it scores online as offline (Redis and SQLite; torch and its ONNX
 serving graph), /events appends a purchase to both sequences and a click to the main one only.
-DIN (and so its serving graphs) and the TF mirror read one sequence and refuse such inputs by name.
+The TF mirror's DeepFM gives torch's logits (general and shared-history paths, SavedModel).
+DIN (and so its serving graphs, and its Keras twin) reads one sequence and refuses such inputs by name.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from moon_features.data.sequences import build_sequences, sequence_as_of
 from moon_features.data.synthetic import generate_shop
 from moon_features.fields import SequenceSpec, SequenceSpecError
 from moon_features.serving.events import EventService, StoreHealth
+from moon_features.serving.request_replay import request_batch
 from moon_features.serving.scorer import CTRScorer
 from moon_features.serving.settings import ServingSettings
 from moon_features.spec import FeatureSpec, SpecMismatchError
@@ -197,11 +199,32 @@ def test_the_onnx_graph_pools_each_sequence_as_torch(setup, backend, tmp_path):
 
 
 @pytest.mark.tf
-def test_the_tf_mirror_refuses_several_sequences(setup):
+def test_the_tf_mirror_pools_each_sequence_as_torch(setup, tmp_path):
+    """The Keras DeepFM with the torch weights: torch's logits on a two-sequence batch, on one
+    request's shared history, and after a SavedModel round trip (both signatures); the Keras DIN
+    refuses the inputs as torch's does."""
     ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
-    art, _ = load_model(setup["model_dir"], setup["spec"])
-    with pytest.raises(SequenceGroupsUnsupportedError, match="TensorFlow mirror"):
-        ctf.DeepFM(art.model.config, art.inputs)
+    art, trained = load_model(setup["model_dir"], setup["spec"])
+    store = setup["stores"]["sqlite"]
+    data = training_data(store, trained, sample_rows(store, 64))
+    batch, model = data.batch(slice(0, 64)), art.model.eval()
+    feats = ctf.to_features(batch, art.inputs)
+    assert "hist_purchase_len" in feats and (feats["hist_purchase_len"] != feats["hist_len"]).any()
+    keras = ctf.DeepFM(art.model.config, art.inputs)
+    keras(feats, training=False)
+    keras.load_torch(model)
+    with torch.no_grad():
+        want = model(batch).numpy()
+        request = request_batch(data, int(np.argmax(data.column("hist_purchase_len"))), np.arange(10))
+        want_request = model(request).numpy()
+    np.testing.assert_allclose(np.asarray(keras(feats, training=False)), want, atol=1e-5)
+    got = keras(ctf.to_features(request, art.inputs), training=False, shared_history=True)
+    np.testing.assert_allclose(np.asarray(got), want_request, atol=1e-5)
+    loaded = ctf.load_tf_artifact(ctf.save_tf_artifact(keras, tmp_path / "tf_deepfm", extra=art.extra))
+    np.testing.assert_allclose(loaded.logits(batch), want, atol=1e-5)
+    np.testing.assert_allclose(loaded.logits(request), want_request, atol=1e-5)  # score_request
+    with pytest.raises(SequenceGroupsUnsupportedError, match="this TensorFlow model"):
+        ctf.DIN(DINConfig(embed_dim=8, use_moon=True), art.inputs)
 
 
 def test_features_build_refuses_a_log_without_event_types_and_bad_names(setup, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """DeepFM in Keras: ctr_models.deepfm.DeepFM over a dict of tensors, same config and layers.
 
-FM fields: every sparse field, each sequence mean-pooled over its valid positions, and with MOON
+FM fields: every sparse field, each sequence mean-pooled over its valid positions (a sequence
+group besides the main one over its own length), and with MOON
 the projected target vector and the mean projected history vector; linear + FM + DNN logits are
 summed, the DNN also sees the dense features and (with MOON) the SimTier histogram.
 """
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from ..config import ConfigError
 from ..deepfm import DeepFMConfig
-from ..inputs import ModelInputs
+from ..inputs import ModelInputs, length_name
 from .features import check_features, history_of_first_row
 from .layers import (MLP, FeatureEmbedding, SimTierHistogram, cosine_similarity, fm_interaction, length_mask,
                      linear, load_linear, safe_ids)
@@ -33,11 +34,11 @@ class DeepFM(tf.keras.Model):
         k = config.embed_dim
         self.embedding = FeatureEmbedding(
             inputs, k, use_item_id=config.use_item_id, item_field=config.item_field,
-            moon_proj_dim=k if config.use_moon else None, init_std=config.init_std)
+            moon_proj_dim=k if config.use_moon else None, init_std=config.init_std, sequence_groups=True)
         emb = self.embedding
         self.use_sequences = config.sequence_pooling == "mean"
-        n_fields = (len(emb.fields) + (len(emb.sequences) if self.use_sequences else 0)
-                    + (2 if config.use_moon else 0))
+        pooled = len(emb.sequences) + sum(len(g) for g in emb.groups.values())
+        n_fields = len(emb.fields) + (pooled if self.use_sequences else 0) + (2 if config.use_moon else 0)
         if n_fields == 0:
             raise ConfigError("DeepFM has no fields to interact")
         self.linear = {n: self.add_weight(name=f"linear_{n}", shape=(emb.vocab[n], 1), initializer="zeros")
@@ -69,6 +70,7 @@ class DeepFM(tf.keras.Model):
         if self.use_sequences:
             hist = emb.history(history)
             fields += [tf.broadcast_to(masked_mean(hist[s.name], mask), shape) for s in emb.sequences]
+            fields += self._pooled_groups(history, shape)
         if self.config.use_moon:
             fields.append(emb.moon(features["item_emb"]))
             fields.append(tf.broadcast_to(masked_mean(emb.moon(history["hist_emb"]), mask), shape))
@@ -85,6 +87,16 @@ class DeepFM(tf.keras.Model):
         flat = tf.reshape(stacked, [-1, len(fields) * self.config.embed_dim])
         dnn_in = tf.concat([flat] + dense + extra, axis=1)
         return logit + tf.squeeze(self.dnn(dnn_in, training=training), 1)
+
+    def _pooled_groups(self, history, shape) -> list:
+        """Each field of the sequences besides the main one, mean-pooled over its own length."""
+        out = []
+        for group, sequences in self.embedding.groups.items():
+            hist = self.embedding.group_history(history, group)
+            for s in sequences:
+                mask = length_mask(history[length_name(group)], tf.shape(hist[s.name])[1])
+                out.append(tf.broadcast_to(masked_mean(hist[s.name], mask), shape))
+        return out
 
     def embedding_tables(self) -> list:
         """The weights torch keeps in nn.Embedding: the field tables and the linear terms."""

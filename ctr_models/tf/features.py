@@ -4,6 +4,7 @@
     <dense field>     float32 [B]
     <sequence field>  int64   [B, L]   L <= max_len
     hist_len          int64   [B]
+    hist_<g>_len      int64   [B]         each sequence group g besides the main one (inputs.length_name)
     item_emb          float32 [B, D]      only with ModelInputs.moon_dim
     hist_emb          float32 [B, L, D]   only with ModelInputs.moon_dim
     label             float32 [B]         training / evaluation only
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..batch import BatchShapeError
-from ..inputs import ModelInputs
+from ..inputs import ModelInputs, length_name
 
 
 def feature_specs(inputs: ModelInputs, with_label: bool = False) -> dict[str, tf.TensorSpec]:
@@ -22,7 +23,8 @@ def feature_specs(inputs: ModelInputs, with_label: bool = False) -> dict[str, tf
     specs = {f.name: tf.TensorSpec([None], tf.int64, name=f.name) for f in inputs.sparse}
     specs.update({n: tf.TensorSpec([None], tf.float32, name=n) for n in inputs.dense})
     specs.update({s.name: tf.TensorSpec([None, None], tf.int64, name=s.name) for s in inputs.sequences})
-    specs["hist_len"] = tf.TensorSpec([None], tf.int64, name="hist_len")
+    for name in ["hist_len"] + [length_name(g) for g in inputs.sequence_groups]:
+        specs[name] = tf.TensorSpec([None], tf.int64, name=name)
     if inputs.moon_dim is not None:
         specs["item_emb"] = tf.TensorSpec([None, inputs.moon_dim], tf.float32, name="item_emb")
         specs["hist_emb"] = tf.TensorSpec([None, None, inputs.moon_dim], tf.float32, name="hist_emb")
@@ -35,7 +37,8 @@ def history_of_first_row(features: dict, inputs: ModelInputs) -> dict:
     """The history side (sequences, hist_len, hist_emb) of row 0 only, batch size 1: with
     shared_history (one request's candidates share the user's history) it is every row's
     history, so it is embedded once, not B times. As ctr_models.batch.CTRBatch.history_of_first_row."""
-    names = [s.name for s in inputs.sequences] + ["hist_len"] + (["hist_emb"] if inputs.moon_dim is not None else [])
+    names = [s.name for s in inputs.sequences] + ["hist_len"] + [length_name(g) for g in inputs.sequence_groups]
+    names += ["hist_emb"] if inputs.moon_dim is not None else []
     return {n: features[n][:1] for n in names}
 
 
@@ -63,7 +66,8 @@ def to_features(batch, inputs: ModelInputs | None = None) -> dict[str, np.ndarra
     With `inputs`, only the model's inputs are kept (extra keys such as timestamp are dropped).
     """
     if hasattr(batch, "sparse") and hasattr(batch, "hist_len"):  # a CTRBatch, without importing torch here
-        raw = {**batch.sparse, **batch.dense, **batch.hist, "hist_len": batch.hist_len}
+        raw = {**batch.sparse, **batch.dense, **batch.hist, "hist_len": batch.hist_len,
+               **{length_name(g): t for g, t in getattr(batch, "hist_lens", {}).items()}}
         for name in ("item_emb", "hist_emb", "label"):
             if getattr(batch, name) is not None:
                 raw[name] = getattr(batch, name)

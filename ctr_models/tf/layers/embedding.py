@@ -27,14 +27,16 @@ def padded_normal(std: float):
 
 class FeatureEmbedding(tf.keras.layers.Layer):
     def __init__(self, inputs: ModelInputs, dim: int, *, use_item_id: bool = True, item_field: str = "item_id",
-                 moon_proj_dim: int | None = None, init_std: float = 1e-4, **kwargs):
+                 moon_proj_dim: int | None = None, init_std: float = 1e-4, sequence_groups: bool = False, **kwargs):
         super().__init__(**kwargs)
-        # the mirror pools one behaviour sequence; the torch DeepFM's extra ones are not mirrored yet
-        inputs.require_one_sequence("the TensorFlow mirror")
+        if not sequence_groups:  # as torch: a model that reads one history refuses several
+            inputs.require_one_sequence("this TensorFlow model")
         self.inputs, self.dim, self.item_field = inputs, dim, item_field
         names = [f.name for f in inputs.sparse]
         self.fields = [n for n in names if use_item_id or n != item_field]
-        self.sequences = [s for s in inputs.sequences if s.target in self.fields]
+        self.sequences = [s for s in inputs.sequences if s.target in self.fields and not s.group]
+        self.groups = {g: [s for s in inputs.group_sequences(g) if s.target in self.fields]
+                       for g in inputs.sequence_groups}
         self.vocab = {f.name: f.vocab_size for f in inputs.sparse}
         self.tables = {n: self.add_weight(name=f"table_{n}", shape=(self.vocab[n], dim),
                                           initializer=padded_normal(init_std)) for n in self.fields}
@@ -60,6 +62,10 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         """Sequence name -> [B, L, dim], through the target field's table."""
         return {s.name: self.lookup(s.target, features[s.name]) for s in self.sequences}
 
+    def group_history(self, features, group: str) -> dict:
+        """A sequence group's fields -> [B, L_group, dim], through their target fields' tables."""
+        return {s.name: self.lookup(s.target, features[s.name]) for s in self.groups[group]}
+
     def target(self, features, sparse: dict):
         """q [B, item_dim]: the target item in the layout of a history position."""
         q = [sparse[s.target] for s in self.sequences]
@@ -75,8 +81,9 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         return tf.concat(k, axis=-1)
 
     def history_width(self, features):
-        if self.inputs.sequences:
-            return tf.shape(features[self.inputs.sequences[0].name])[1]
+        main = [s for s in self.inputs.sequences if not s.group]
+        if main:
+            return tf.shape(features[main[0].name])[1]
         return tf.shape(features["hist_emb"])[1] if "hist_emb" in features else tf.constant(0)
 
     def load_torch(self, module) -> None:
