@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +9,10 @@ from deepctr_torch.models import DIN as DeepCTRDIN  # noqa: E402
 from deepctr_torch.models import DeepFM as DeepCTRDeepFM  # noqa: E402
 
 from ctr_models import CTRData  # noqa: E402
+from ctr_models.inputs import SequenceField  # noqa: E402
 from fixtures.ctr_data import synthetic_ctr_arrays, tiny_inputs  # noqa: E402
-from moon_features.training.deepctr_adapter import (feature_columns, history_feature_list,  # noqa: E402
-                                                    to_deepctr_input)
+from moon_features.training.deepctr_adapter import (DeepCTRAdapterError, feature_columns,  # noqa: E402
+                                                    history_feature_list, to_deepctr_input)
 
 
 def test_deepctr_din_trains_one_step_from_a_ctr_batch():
@@ -47,3 +50,12 @@ def test_moon_vectors_from_ctrdata_table_match_batch():
     from_batch = to_deepctr_input(data.batch(slice(None)), inputs, include_moon=True)["item_emb"]
     np.testing.assert_array_equal(from_data, from_batch)
     np.testing.assert_array_equal(from_data, table[arrays["item_id"]])
+
+
+def test_several_behaviour_sequences_are_refused_by_name():
+    """deepctr-torch shares one length name: a purchase sequence would be read with hist_len."""
+    inputs = tiny_inputs()
+    inputs = replace(inputs, sequences=inputs.sequences + (SequenceField("hist_purchase_item_id", "item_id", "purchase"),))
+    with pytest.raises(DeepCTRAdapterError, match=r"one behaviour sequence.*\['purchase'\]"):
+        feature_columns(inputs, 4)
+    assert len(feature_columns(inputs, 4, include_sequences=False)) == len(inputs.sparse)

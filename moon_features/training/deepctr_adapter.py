@@ -48,6 +48,10 @@ def feature_columns(inputs: ModelInputs, embedding_dim: int = 16, *, include_seq
     cols: list[Any] = [SparseFeat(f.name, vocabulary_size=f.vocab_size, embedding_dim=embedding_dim,
                                   dtype="int64") for f in inputs.sparse]
     cols += [DenseFeat(n, 1) for n in inputs.dense]
+    if include_sequences and inputs.sequence_groups:  # deepctr-torch shares one length name
+        raise DeepCTRAdapterError(f"the deepctr-torch adapter maps one behaviour sequence; these inputs also have "
+                                  f"{list(inputs.sequence_groups)}: pass include_sequences=False, or compare on a "
+                                  "repository built without `features build --sequence`")
     if include_sequences:
         vocab = {f.name: f.vocab_size for f in inputs.sparse}
         for s in inputs.sequences:
@@ -103,6 +107,10 @@ def to_deepctr_input(data: CTRBatch | CTRData | dict[str, np.ndarray], inputs: M
         x[f.name] = np.where((ids >= 0) & (ids < f.vocab_size), ids, 0)
     for n in inputs.dense:
         x[n] = np.asarray(cols[n], dtype=np.float32)
+    if include_sequences and inputs.sequence_groups:  # deepctr-torch shares one length name
+        raise DeepCTRAdapterError(f"the deepctr-torch adapter maps one behaviour sequence; these inputs also have "
+                                  f"{list(inputs.sequence_groups)}: pass include_sequences=False, or compare on a "
+                                  "repository built without `features build --sequence`")
     if include_sequences:
         vocab = {f.name: f.vocab_size for f in inputs.sparse}
         for s in inputs.sequences:
