@@ -105,7 +105,16 @@ class SimilarityHeads(nn.Module):
         return z / z.norm(dim=-1, keepdim=True).clamp(min=self.eps)
 
     def forward(self, item_emb: torch.Tensor, hist_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
+        if hist_emb.shape[0] == 1:  # one history shared by every target (a serving request)
+            return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
+        # Training (B histories): divide the [B, L, H] dot products by the norms rather than
+        # normalise the [B, L, H, d] projections. Same cosines, half the elementwise work on the
+        # largest tensors forward and backward: the heads had made DIN's training step about 3x slower.
+        q = self.proj(item_emb).unflatten(-1, (self.heads, self.head_dim))   # [B, H, d]
+        k = self.proj(hist_emb).unflatten(-1, (self.heads, self.head_dim))   # [B, L, H, d]
+        dots = (k * q.unsqueeze(1)).sum(dim=-1)                                # [B, L, H]
+        norms = k.norm(dim=-1).clamp(min=self.eps) * q.norm(dim=-1).clamp(min=self.eps).unsqueeze(1)
+        return self.mean_max((dots / norms).transpose(1, 2), mask)
 
     def pool(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Unit heads q [B, H, d], k [B or 1, L, H, d], mask [B or 1, L] -> [B, 2H] (mean, max)."""
@@ -113,6 +122,12 @@ class SimilarityHeads(nn.Module):
             sim = torch.einsum("bhd,lhd->bhl", q, k[0])
         else:
             sim = torch.einsum("bhd,blhd->bhl", q, k)
+        return self.mean_max(sim, mask)
+
+    @staticmethod
+    def mean_max(sim: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Cosines sim [B, H, L], mask [B or 1, L] -> [B, 2H]: per head the mean and the max over
+        the valid positions; 0 for an empty history."""
         valid = mask.unsqueeze(1).expand_as(sim)
         n = valid.sum(dim=2).to(sim.dtype)                                     # [B, H]
         mean = (sim * valid).sum(dim=2) / n.clamp(min=1.0)
