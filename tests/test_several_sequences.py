@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,14 @@ from moon_features.serving.settings import ServingSettings
 from moon_features.spec import FeatureSpec, SpecMismatchError
 from moon_features.store.definitions import repo_objects
 from moon_features.store.online_reader import OnlineReader
-from moon_features.store.repo import DATA_DIR, SPEC_FILE, init_repo, load_spec, materialize_all, open_store, sqlite_config
+from moon_features.store.repo import (DATA_DIR, SPEC_FILE, apply_repo, init_repo, load_spec, materialize_all, open_store,
+                                     sqlite_config)
 from moon_features.store.sources import entity_rows
 from moon_features.training.retrieval import training_data
 from moon_features.training.train import ModelSequencesError, load_model, train_from_feast
 
 REDIS = "127.0.0.1:6379"
+RAY_YAML = Path(__file__).resolve().parents[1] / "feature_repo" / "feature_store.ray.yaml"
 PURCHASE = SequenceSpec("purchase", ("purchase",))
 TINY_DEEPFM = {"embed_dim": 8, "dnn_hidden": (32, 16)}
 
@@ -119,6 +122,27 @@ def test_training_reads_each_sequence_with_its_own_length(setup):
     assert torch.equal(batch.hist_lens["purchase"], torch.from_numpy(purchase_len))
     hist = data.column("hist_purchase_item_id")
     assert not hist[np.arange(20)[None, :] >= purchase_len[:, None]].any()  # padded past the length
+
+
+def test_the_ray_offline_store_joins_every_sequence_as_duckdb(setup):
+    """Feast's Ray store returns one-item lists as scalars; the repair covers every sequence's column."""
+    ray = pytest.importorskip("ray", reason="needs moon-features[ray]")
+    repo, store = setup["repo"], setup["stores"]["sqlite"]
+    yaml = RAY_YAML.read_text().replace("project: moon_features", f"project: {store.config.project}")
+    (repo / "ray.yaml").write_text(yaml)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        rows = entity_rows(setup["ds"]).sample(n=300, random_state=0)  # distinct (user, time) keys, as logged
+        a, b = training_data(store, setup["spec"], rows), training_data(apply_repo(repo, repo / "ray.yaml"),
+                                                                       setup["spec"], rows)
+    finally:
+        if started:
+            ray.shutdown()
+    assert "hist_purchase_item_id" in a.arrays and (a.arrays["hist_purchase_len"] == 1).any()
+    for name in a.arrays:
+        assert np.array_equal(a.arrays[name], b.arrays[name]), name
 
 
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
