@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from fixtures.serving_setup import users_with_history
 from fixtures.store_repo import delete_project_keys, unique_project, unit_vectors, write_embedding_source
-from ctr_models.inputs import SequenceGroupsUnsupportedError
 from ctr_models.din import DIN, DINConfig
+from ctr_models.inputs import SequenceGroupsUnsupportedError
 from ctr_models.onnx_export import check_with_onnxruntime, export_onnx, onnx_bytes
 from ctr_models.serving_graph import serving_graph
 from ctr_models.trainer import TrainerConfig
@@ -32,6 +33,7 @@ from moon_features.data.layout import load_dataset
 from moon_features.data.sequences import build_sequences, sequence_as_of
 from moon_features.data.synthetic import generate_shop
 from moon_features.fields import SequenceSpec, SequenceSpecError
+from moon_features.serving.app import create_app
 from moon_features.serving.events import EventService, StoreHealth
 from moon_features.serving.request_replay import request_batch
 from moon_features.serving.scorer import CTRScorer
@@ -198,6 +200,27 @@ def test_events_append_a_purchase_to_both_sequences_and_a_click_to_the_main_one(
     events.close()
     health.close()
     scorer.close()
+
+
+def test_the_http_service_reports_and_appends_every_sequence(setup):
+    """/health lists the purchase view; a purchase sent to /events changes /score's next answer
+    (the DeepFM pools the purchase sequence the event extended)."""
+    settings = ServingSettings(repo=str(setup["repo"]), model_dir=str(setup["model_dir"]), event_types="click,purchase")
+    user = int(users_with_history(setup["repo"], 3)[1])
+    candidates = [3, 4, 5, 6]
+    with TestClient(create_app(settings)) as client:
+        assert "user_behavior_sequence_purchase" in client.get("/health").json()["views"]
+        before = client.post("/score", json={"user_id": user, "candidate_item_ids": candidates}).json()["scores"]
+        for event_type in ("click", "purchase"):
+            answer = client.post("/events", json={"user_id": user, "item_id": 11, "event_type": event_type})
+            assert answer.status_code == 200, answer.text
+        after = client.post("/score", json={"user_id": user, "candidate_item_ids": candidates}).json()["scores"]
+        client.app.state.scorer.close()
+    assert before != after
+    reader = OnlineReader(setup["stores"]["redis"], setup["spec"])
+    row = reader.user_features(user)
+    assert row.hist_item_ids.tolist()[-2:] == [11, 11] and row.histories["purchase"].tolist()[-1] == 11
+    reader.close()
 
 
 def test_models_and_backends_that_read_one_sequence_refuse_by_name(setup, tmp_path):
