@@ -6,7 +6,9 @@ trainable projection of their frozen MOON embeddings. Target attention pools the
 one interest vector; with MOON, the cosine similarities between the target's and the history's
 MOON embeddings also enter as a SimTier histogram and as a MUSE-style bias on the attention,
 and learned similarity heads give, per head, the mean and max cosine of the target to the history.
-A Dice MLP over [all field embeddings, interest, similarity histogram and heads, dense] gives the logit.
+A behaviour sequence besides the main one (e.g. purchases beside clicks; item ids only) has its
+own target attention, the target's id embeddings as query, over its own length.
+A Dice MLP over [all field embeddings, interests, similarity histogram and heads, dense] gives the logit.
 """
 from __future__ import annotations
 
@@ -56,11 +58,17 @@ class DIN(nn.Module):
         self.config, self.inputs = config, inputs
         self.embedding = FeatureEmbedding(
             inputs, config.embed_dim, use_item_id=config.use_item_id, item_field=config.item_field,
-            moon_proj_dim=config.moon_proj_dim if config.use_moon else None, init_std=config.init_std)
+            moon_proj_dim=config.moon_proj_dim if config.use_moon else None, init_std=config.init_std,
+            sequence_groups=True)
         if self.embedding.item_dim == 0:
             raise ConfigError("DIN has no item representation: enable use_item_id, use_moon or add attribute sequences")
         self.attention = TargetAttention(self.embedding.item_dim, config.attention_hidden,
                                          config.attention_act, config.attention_norm)
+        # one attention per further sequence (its own weights: a purchase says more than a click);
+        # empty for one sequence, so such a DIN keeps its parameters and state_dict keys
+        self.group_attention = nn.ModuleDict({
+            g: TargetAttention(config.embed_dim * len(seqs), config.attention_hidden, config.attention_act,
+                               config.attention_norm) for g, seqs in self.embedding.groups.items() if seqs})
         self.sim_hist = SimTierHistogram(config.sim_bins) if config.use_moon and config.sim_histogram else None
         self.fusion = SimilarityFusion() if config.use_moon and config.fuse_similarity else None
         self.sim_heads = (SimilarityHeads(inputs.moon_dim, config.sim_heads, config.sim_head_dim)
@@ -69,6 +77,7 @@ class DIN(nn.Module):
                  + self.embedding.item_dim * (2 if config.interest_product else 1)       # interest
                  + (self.sim_hist.out_dim if self.sim_hist is not None else 0)
                  + (self.sim_heads.out_dim if self.sim_heads is not None else 0)
+                 + sum(a.dim for a in self.group_attention.values()) * (2 if config.interest_product else 1)
                  + len(inputs.dense))
         self.dnn = MLP(width, config.dnn_hidden, act=config.dnn_act, dropout=config.dropout, out_dim=1)
 
@@ -100,8 +109,21 @@ class DIN(nn.Module):
             parts.append(self.sim_hist(sim, mask))
         if self.sim_heads is not None:
             parts.append(self.sim_heads(batch.item_emb, history.hist_emb, mask))
+        parts += self._group_interests(sparse, history)
         parts += [batch.dense[n].unsqueeze(1) for n in self.inputs.dense]
         return self.dnn(torch.cat(parts, dim=1)).squeeze(1)
+
+    def _group_interests(self, sparse: dict[str, torch.Tensor], history: CTRBatch) -> list[torch.Tensor]:
+        """Per further sequence: its interest (its attention over its own valid items; history of
+        batch size 1 = one shared history) and, with interest_product, target * interest."""
+        out = []
+        for group, attention in self.group_attention.items():
+            seqs = self.embedding.groups[group]
+            q = torch.cat([sparse[s.target] for s in seqs], dim=-1)  # the target's id side, as the keys
+            keys = torch.cat(list(self.embedding.group_history(history, group).values()), dim=-1)
+            interest = attention(q, keys, length_mask(history.length(group), keys.shape[1]))
+            out += [interest, q * interest] if self.config.interest_product else [interest]
+        return out
 
     @torch.no_grad()
     def attention_weights(self, batch: CTRBatch) -> torch.Tensor:

@@ -69,8 +69,8 @@ class ModelInputs:
         if self.sequence_groups:
             raise SequenceGroupsUnsupportedError(
                 f"{what} reads one behaviour sequence, but these inputs have the extra sequence(s) "
-                f"{list(self.sequence_groups)}; use DeepFM (torch, its ONNX graph or the TF mirror: it pools each "
-                "sequence), or build the repository without `features build --sequence`")
+                f"{list(self.sequence_groups)}; use DeepFM or DIN (torch, their ONNX graphs or the TF mirror read "
+                "each sequence), or build the repository without `features build --sequence`")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -48,6 +48,8 @@ class ItemProjection(nn.Module):
     def __init__(self, model: nn.Module, item_dense: tuple[str, ...] = ()):
         super().__init__()
         check_graph_config(model, types=("din",))
+        # its rows hold the main sequence's attention terms only; a further sequence's attention is not projected
+        model.inputs.require_one_sequence("the projected item view of DIN")
         self.model = m = fold_dice(model)
         self.fingerprint = fingerprint(model)
         emb, inputs = m.embedding, model.inputs

@@ -8,7 +8,7 @@ data-dependent slicing and no padding work, and every shape is a graph dimension
     <dense field>    float32 [B]     every ModelInputs.dense feature
     <sequence field> int64   [n]     every ModelInputs.sequences field: the n valid history items,
                                      oldest first (n <= max_len, n = 0 allowed); a field of a
-                                     sequence group besides the main one (DeepFM only) has its own
+                                     sequence group besides the main one has its own
                                      n_<group> valid items
     item_emb         float32 [B, D]  MOON vectors of the candidates (models with moon_dim only)
     hist_emb         float32 [n, D]  MOON vectors of the history items (same)
@@ -136,8 +136,6 @@ def check_graph_config(model: nn.Module, types: tuple[str, ...] | None = None) -
     known = GRAPH_CONFIG_FIELDS.get(name) if name in (types or GRAPH_CONFIG_FIELDS) else None
     if known is None:
         raise ConfigError(f"model {name!r} has no serving graph here; known: {sorted(types or GRAPH_CONFIG_FIELDS)}")
-    if name != "deepfm":  # DIN's graphs (ONNX, projected item view) take one history
-        model.inputs.require_one_sequence(f"the {name} serving graph (ONNX, projected item view)")
     unknown = sorted({f.name for f in dataclasses.fields(model.config)} - known)
     if unknown:
         raise ConfigError(f"the {name} serving graph does not implement the config options {unknown}; "
@@ -234,8 +232,22 @@ class DINGraph(_Graph):
         if m.sim_heads is not None:
             h = m.sim_heads
             parts.append(similarity_heads(h, h.unit(x["item_emb"]), h.unit(x["hist_emb"])))
+        parts += self._group_interests(sparse, hist)
         logit = m.dnn(torch.cat(parts + dense, dim=1)).squeeze(1)
         return logit, torch.sigmoid(logit)
+
+    def _group_interests(self, sparse: dict, hist: dict) -> list[torch.Tensor]:
+        """DIN._group_interests over each further sequence's own n_<group> valid items."""
+        m, out = self.model, []
+        for group, att in m.group_attention.items():
+            seqs = m.embedding.groups[group]
+            q = torch.cat([sparse[s.target] for s in seqs], dim=-1)
+            k = torch.cat([hist[s.name] for s in seqs], dim=-1)
+            logits = attention_logits(att, q, k)
+            weights = torch.softmax(logits, dim=1) if att.normalization == "softmax" else logits
+            interest = weights @ k
+            out += [interest, q * interest] if getattr(m.config, "interest_product", False) else [interest]
+        return out
 
 
 class DeepFMGraph(_Graph):

@@ -125,7 +125,7 @@ def _add_features_and_demo(sub) -> None:
     p.add_argument("--sequence", action="append", default=[], metavar="NAME=TYPE[,TYPE...]",
                    help="a behaviour sequence besides the main one (every positive): the positives whose event_type "
                         "column is one of the types, e.g. purchase=purchase; repeatable. Item ids only; DeepFM "
-                        "pools each (torch, onnx, TF); DIN refuses such a repo (docs/concepts.md)")
+                        "pools each, DIN attends over each (torch, onnx, TF; docs/concepts.md)")
     p.set_defaults(func=handler("moon_features.commands:features_build"))
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic shop with the embedded default")

@@ -3,10 +3,11 @@
 A shop whose log has an event_type column (impression / click / purchase) is built with
 `features build --sequence purchase=purchase`: beside the main sequence (every positive) the
 spec has a purchase sequence, with its own view and push source. A DeepFM trained on both pools
-each over its own length; it scores online as offline (Redis and SQLite; torch and its ONNX
-serving graph), /events appends a purchase to both sequences and a click to the main one only.
-The TF mirror's DeepFM gives torch's logits (general and shared-history paths, SavedModel).
-DIN (and so its serving graphs, and its Keras twin) reads one sequence and refuses such inputs by name.
+each over its own length, a DIN + MOON attends over each with its own attention; both score
+online as offline (Redis and SQLite; torch and their ONNX serving graphs), /events appends a
+purchase to both sequences and a click to the main one only. The TF mirror's DeepFM and DIN give
+torch's logits (general and shared-history paths, SavedModel). DIN's projected item view reads
+one sequence and refuses such inputs by name.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from fixtures.serving_setup import users_with_history
 from fixtures.store_repo import delete_project_keys, unique_project, unit_vectors, write_embedding_source
 from ctr_models.din import DIN, DINConfig
 from ctr_models.inputs import SequenceGroupsUnsupportedError
+from ctr_models.item_projection import ItemProjection
+from ctr_models.layers import FeatureEmbedding
 from ctr_models.onnx_export import check_with_onnxruntime, export_onnx, onnx_bytes
-from ctr_models.serving_graph import serving_graph
 from ctr_models.trainer import TrainerConfig
 from moon_features.cli import main
 from moon_features.consistency import check_consistency, sample_rows
@@ -45,12 +47,13 @@ from moon_features.store.repo import (DATA_DIR, SPEC_FILE, apply_repo, init_repo
                                      sqlite_config)
 from moon_features.store.sources import entity_rows
 from moon_features.training.retrieval import training_data
-from moon_features.training.train import ModelSequencesError, load_model, train_from_feast
+from moon_features.training.train import load_model, train_from_feast
 
 REDIS = "127.0.0.1:6379"
 RAY_YAML = Path(__file__).resolve().parents[1] / "feature_repo" / "feature_store.ray.yaml"
 PURCHASE = SequenceSpec("purchase", ("purchase",))
 TINY_DEEPFM = {"embed_dim": 8, "dnn_hidden": (32, 16)}
+TINY_DIN = {"embed_dim": 8, "dnn_hidden": (32, 16), "attention_hidden": (16, 8), "sim_heads": 4}
 
 
 def _train(repo, out, model="deepfm", overrides=TINY_DEEPFM):
@@ -62,8 +65,8 @@ def _train(repo, out, model="deepfm", overrides=TINY_DEEPFM):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A Redis repo with a purchase sequence beside the main one, a tiny DeepFM + MOON trained on
-    both, materialized on Redis and (same project) on SQLite."""
+    """A Redis repo with a purchase sequence beside the main one, a tiny DeepFM + MOON and a tiny
+    DIN + MOON trained on both, materialized on Redis and (same project) on SQLite."""
     root = tmp_path_factory.mktemp("several_sequences")
     ds = generate_shop(root / "shop", n_items=200, seed=0, progress=False, event_types=True)
     repo, project = root / "repo", unique_project()
@@ -75,12 +78,13 @@ def setup(tmp_path_factory):
     store = open_store(repo)
     materialize_all(store)
     model_dir = _train(repo, root / "deepfm")
+    din_dir = _train(repo, root / "din", model="din", overrides=TINY_DIN)
     (repo / "sqlite.yaml").write_text(sqlite_config(project))
     sqlite = open_store(repo, repo / "sqlite.yaml")
     sqlite.apply(list(repo_objects(repo).values()))
     materialize_all(sqlite)
     yield {"root": root, "repo": repo, "ds": ds, "spec": load_spec(repo), "model_dir": model_dir,
-           "stores": {"redis": store, "sqlite": sqlite}}
+           "models": {"deepfm": model_dir, "din": din_dir}, "stores": {"redis": store, "sqlite": sqlite}}
     delete_project_keys(project, REDIS)
 
 
@@ -160,15 +164,17 @@ def test_online_readers_read_every_sequence(setup, backend):
     reader.close()
 
 
+@pytest.mark.parametrize("model", ["deepfm", "din"])
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
-def test_offline_and_online_scores_agree(setup, backend):
-    report = check_consistency(setup["stores"][backend], setup["model_dir"], n_rows=80, seed=1)
+def test_offline_and_online_scores_agree(setup, backend, model):
+    report = check_consistency(setup["stores"][backend], setup["models"][model], n_rows=80, seed=1)
     assert report.ok, report.line()
     assert report.rows["online"].std() > 1e-4
 
 
-def test_deepfm_reads_the_purchase_sequence(setup):
-    art, trained = load_model(setup["model_dir"], setup["spec"])
+@pytest.mark.parametrize("model", ["deepfm", "din"])
+def test_the_model_reads_the_purchase_sequence(setup, model):
+    art, trained = load_model(setup["models"][model], setup["spec"])
     data = training_data(setup["stores"]["sqlite"], trained, sample_rows(setup["stores"]["sqlite"], 200))
     batch = data.batch(slice(0, 200))
     assert int((batch.hist_lens["purchase"] > 0).sum()) > 10
@@ -223,41 +229,48 @@ def test_the_http_service_reports_and_appends_every_sequence(setup):
     reader.close()
 
 
-def test_models_and_backends_that_read_one_sequence_refuse_by_name(setup, tmp_path):
-    with pytest.raises(ModelSequencesError, match=r"reads one behaviour sequence.*\['purchase'\]"):
-        _train(setup["repo"], tmp_path / "din", model="din", overrides={"embed_dim": 8})
-    din = DIN(DINConfig(embed_dim=8), replace(setup["spec"], sequences=()).model_inputs(use_moon=False))
-    din.inputs = setup["spec"].model_inputs(use_moon=False)  # as if trained on both sequences
-    with pytest.raises(SequenceGroupsUnsupportedError, match="din serving graph"):
-        serving_graph(din)
+def test_din_has_one_attention_per_sequence_and_what_reads_one_refuses_by_name(setup, capsys):
+    art, _ = load_model(setup["models"]["din"], setup["spec"])
+    assert list(art.model.group_attention) == ["purchase"] and art.model.group_attention["purchase"].dim == 8
+    one = DIN(DINConfig(embed_dim=8), replace(setup["spec"], sequences=()).model_inputs(use_moon=False))
+    assert not any(k.startswith("group_attention") for k in one.state_dict())  # one sequence: as before
+    with pytest.raises(SequenceGroupsUnsupportedError, match="projected item view of DIN"):
+        ItemProjection(art.model.eval())
+    with pytest.raises(SequenceGroupsUnsupportedError, match=r"reads one behaviour sequence.*\['purchase'\]"):
+        FeatureEmbedding(art.inputs, 8)  # a model that does not opt in (sequence_groups=True)
+    args = ["export", "--projected-items", "--repo", str(setup["repo"]), "--model-dir", str(setup["models"]["din"])]
+    assert main(args) == 2  # ProjectedItemsUnsupportedError: a message, no traceback
+    assert "projected item view of DIN reads one behaviour sequence" in capsys.readouterr().err
+    assert not (setup["models"]["din"] / "projected_items.json").exists()
 
 
+@pytest.mark.parametrize("model", ["deepfm", "din"])
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
-def test_the_onnx_graph_pools_each_sequence_as_torch(setup, backend, tmp_path):
-    """The DeepFM graph takes each sequence cut to its own valid items; same scores as offline."""
+def test_the_onnx_graph_reads_each_sequence_as_torch(setup, backend, model, tmp_path):
+    """The DeepFM / DIN graph takes each sequence cut to its own valid items; same scores as offline."""
     ort = pytest.importorskip("onnxruntime")
-    report = check_consistency(setup["stores"][backend], setup["model_dir"], n_rows=60, seed=3, backend="onnx")
+    report = check_consistency(setup["stores"][backend], setup["models"][model], n_rows=60, seed=3, backend="onnx")
     assert report.ok, report.line()
-    art, _ = load_model(setup["model_dir"], setup["spec"])
+    art, _ = load_model(setup["models"][model], setup["spec"])
     names = [i.name for i in ort.InferenceSession(onnx_bytes(art.model)).get_inputs()]
     assert "hist_purchase_item_id" in names
-    path = export_onnx(art.model, tmp_path / "deepfm.onnx")  # the file `moon-features export` writes
+    path = export_onnx(art.model, tmp_path / f"{model}.onnx")  # the file `moon-features export` writes
     assert check_with_onnxruntime(art.model, path) < 1e-5
 
 
 @pytest.mark.tf
-def test_the_tf_mirror_pools_each_sequence_as_torch(setup, tmp_path):
-    """The Keras DeepFM with the torch weights: torch's logits on a two-sequence batch, on one
-    request's shared history, and after a SavedModel round trip (both signatures); the Keras DIN
-    refuses the inputs as torch's does."""
+@pytest.mark.parametrize("name", ["deepfm", "din"])
+def test_the_tf_mirror_reads_each_sequence_as_torch(setup, name, tmp_path):
+    """The Keras DeepFM / DIN with the torch weights: torch's logits on a two-sequence batch, on
+    one request's shared history, and after a SavedModel round trip (both signatures)."""
     ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
-    art, trained = load_model(setup["model_dir"], setup["spec"])
+    art, trained = load_model(setup["models"][name], setup["spec"])
     store = setup["stores"]["sqlite"]
     data = training_data(store, trained, sample_rows(store, 64))
     batch, model = data.batch(slice(0, 64)), art.model.eval()
     feats = ctf.to_features(batch, art.inputs)
     assert "hist_purchase_len" in feats and (feats["hist_purchase_len"] != feats["hist_len"]).any()
-    keras = ctf.DeepFM(art.model.config, art.inputs)
+    keras = {"deepfm": ctf.DeepFM, "din": ctf.DIN}[name](art.model.config, art.inputs)
     keras(feats, training=False)
     keras.load_torch(model)
     with torch.no_grad():
@@ -267,11 +280,9 @@ def test_the_tf_mirror_pools_each_sequence_as_torch(setup, tmp_path):
     np.testing.assert_allclose(np.asarray(keras(feats, training=False)), want, atol=1e-5)
     got = keras(ctf.to_features(request, art.inputs), training=False, shared_history=True)
     np.testing.assert_allclose(np.asarray(got), want_request, atol=1e-5)
-    loaded = ctf.load_tf_artifact(ctf.save_tf_artifact(keras, tmp_path / "tf_deepfm", extra=art.extra))
+    loaded = ctf.load_tf_artifact(ctf.save_tf_artifact(keras, tmp_path / f"tf_{name}", extra=art.extra))
     np.testing.assert_allclose(loaded.logits(batch), want, atol=1e-5)
     np.testing.assert_allclose(loaded.logits(request), want_request, atol=1e-5)  # score_request
-    with pytest.raises(SequenceGroupsUnsupportedError, match="this TensorFlow model"):
-        ctf.DIN(DINConfig(embed_dim=8, use_moon=True), art.inputs)
 
 
 def test_features_build_refuses_a_log_without_event_types_and_bad_names(setup, tmp_path, capsys):

@@ -61,6 +61,11 @@ class StoreNotMaterializedError(ServingError, RuntimeError):
         self.views = views
 
 
+class ProjectedItemsUnsupportedError(ServingError, ValueError):
+    """The model has no projected item view: a DIN over several behaviour sequences (its rows hold
+    the main attention's terms only); raised by `export --projected-items` and at load."""
+
+
 class ProjectedItemsMismatchError(ModelStoreMismatchError):
     """The artifact's projected item view (serving/projected.py) is missing from the store, was built
     from other weights, or is not pinned by its feature service; raised at load time."""

@@ -22,6 +22,7 @@ import torch
 from feast import FeatureStore, FeatureView
 
 from ctr_models.artifact import ModelArtifact
+from ctr_models.inputs import SequenceGroupsUnsupportedError
 from ctr_models.item_projection import ItemProjection
 
 from ..batching import clip_ids, pad_ragged, standardised
@@ -31,7 +32,7 @@ from ..store.definitions import EMBEDDING_DIM_TAG
 from ..store.layout import ViewLayout, versioning_enabled
 from ..store.markers import MarkerStore
 from ..store.online_reader import OnlineReader, is_redis
-from .errors import ProjectedItemsMismatchError
+from .errors import ProjectedItemsMismatchError, ProjectedItemsUnsupportedError
 
 PIN_FILE = "projected_items.json"
 VIEW_PREFIX = "item_projected_v"
@@ -47,7 +48,11 @@ def read_pin(model_dir: str | Path | None) -> dict | None:
 
 
 def projection_of(artifact: ModelArtifact, spec: FeatureSpec) -> ItemProjection:
-    return ItemProjection(artifact.model.eval(), tuple(spec.item_dense))
+    try:
+        return ItemProjection(artifact.model.eval(), tuple(spec.item_dense))
+    except SequenceGroupsUnsupportedError as e:
+        raise ProjectedItemsUnsupportedError(f"{e}. Serve this model without a projected item view "
+                                             "(plain torch or onnx backend)") from None
 
 
 # --- serving ------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def train_from_feast(repo: str | Path, entity_rows: pd.DataFrame, out_dir: str |
     try:
         net = entry.torch_class()(entry.config_class()(use_moon=use_moon, **(model_overrides or {})),
                                   spec.model_inputs(use_moon))
-    except SequenceGroupsUnsupportedError as e:  # e.g. DIN on a repo built with --sequence
+    except SequenceGroupsUnsupportedError as e:  # a model that reads one sequence (DIN and DeepFM read several)
         raise ModelSequencesError(f"{model} on {repo}: {e}") from None
     out_dir = Path(out_dir)
     cfg.checkpoint_dir = cfg.checkpoint_dir or str(out_dir / "checkpoints")
