@@ -20,6 +20,7 @@ from ctr_models.batch import CTRBatch  # noqa: E402
 from ctr_models.config import ConfigError  # noqa: E402
 from ctr_models.deepfm import DeepFM, DeepFMConfig  # noqa: E402
 from ctr_models.din import DIN, DINConfig  # noqa: E402
+from ctr_models.inputs import SequenceField  # noqa: E402
 from ctr_models.onnx_export import onnx_bytes, quantize_int8  # noqa: E402
 from ctr_models.serving_graph import GRAPH_CONFIG_FIELDS, graph_input_names, serving_graph  # noqa: E402
 from fixtures.ctr_data import tiny_inputs  # noqa: E402
@@ -146,3 +147,39 @@ def test_cli_export_runs_in_plain_onnxruntime(tmp_path, capsys):
                      "--quantize", "int8"]) in (0, None)
     ops = {n.op_type for n in __import__("onnx").load(tmp_path / "q.onnx").graph.node}
     assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}, ops
+
+
+TWO_SEQUENCES = dataclasses.replace(INPUTS, sequences=INPUTS.sequences + (
+    SequenceField("hist_purchase_item_id", "item_id", group="purchase"),))
+
+
+@pytest.mark.parametrize("model_type", ["din", "deepfm"])
+def test_a_second_sequence_is_read_over_its_own_items_as_torch(model_type):
+    """A purchase sequence beside the main one: its own length (0 included) in the graph as in torch."""
+    cls, config = {"din": (DIN, DINConfig), "deepfm": (DeepFM, DeepFMConfig)}[model_type]
+    model = trained_like(cls(config(use_moon=True, embed_dim=8, dnn_hidden=(32, 16)), TWO_SEQUENCES))
+    session = ort.InferenceSession(onnx_bytes(model), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert "hist_purchase_item_id" in names
+    for n_rows, n_hist, n_bought, seed in [(9, 12, 3, 0), (6, 4, 0, 1), (5, 0, 2, 2), (1, 2, 12, 3)]:
+        f = request(n_rows, n_hist, seed)
+        bought = np.random.default_rng(seed).integers(1, 81, n_bought)
+        b, L = n_rows, INPUTS.max_len
+        emb = np.zeros((L, 16), np.float32)
+        emb[:n_hist] = f["hist_emb"]
+        hist = {k: torch.from_numpy(np.pad(v, (0, L - len(v)))).expand(b, -1)
+                for k, v in (("hist_item_id", f["hist_item_id"]), ("hist_cat", f["hist_cat"]),
+                             ("hist_purchase_item_id", bought))}
+        batch = CTRBatch(sparse={k: torch.from_numpy(f[k]) for k in ("user_id", "item_id", "cat")},
+                         dense={"price": torch.from_numpy(f["price"])}, hist_len=torch.full((b,), n_hist),
+                         hist=hist, hist_lens={"purchase": torch.full((b,), n_bought)},
+                         item_emb=torch.from_numpy(f["item_emb"]), hist_emb=torch.from_numpy(emb).expand(b, -1, -1))
+        with torch.inference_mode():
+            want = torch.sigmoid(model(batch)).numpy()
+            batch.shared_history = True
+            assert np.abs(torch.sigmoid(model(batch)).numpy() - want).max() <= 1e-6  # the shared path too
+        got = session.run(["score"], {k: {**f, "hist_purchase_item_id": bought}[k] for k in names})[0]
+        assert np.abs(got - want).max() <= 1e-5, (model_type, n_rows, n_hist, n_bought)
+    with torch.inference_mode():  # the purchase sequence matters
+        batch.hist_lens["purchase"] = torch.zeros_like(batch.hist_lens["purchase"])
+        assert np.abs(torch.sigmoid(model(batch)).numpy() - want).max() > 1e-4
