@@ -262,7 +262,7 @@ def test_the_onnx_graph_reads_each_sequence_as_torch(setup, backend, model, tmp_
 @pytest.mark.parametrize("name", ["deepfm", "din"])
 def test_the_tf_mirror_reads_each_sequence_as_torch(setup, name, tmp_path):
     """The Keras DeepFM / DIN with the torch weights: torch's logits on a two-sequence batch, on
-    one request's shared history, and after a SavedModel round trip (both signatures)."""
+    one request's shared history, after a SavedModel round trip (both signatures), and in training mode."""
     ctf = pytest.importorskip("ctr_models.tf", exc_type=ImportError)
     art, trained = load_model(setup["models"][name], setup["spec"])
     store = setup["stores"]["sqlite"]
@@ -283,6 +283,10 @@ def test_the_tf_mirror_reads_each_sequence_as_torch(setup, name, tmp_path):
     loaded = ctf.load_tf_artifact(ctf.save_tf_artifact(keras, tmp_path / f"tf_{name}", extra=art.extra))
     np.testing.assert_allclose(loaded.logits(batch), want, atol=1e-5)
     np.testing.assert_allclose(loaded.logits(request), want_request, atol=1e-5)  # score_request
+    model.train()  # training mode too: Dice's batch statistics, each attention over its own valid items
+    with torch.no_grad():
+        want_train = model(batch).numpy()
+    np.testing.assert_allclose(np.asarray(keras(feats, training=True)), want_train, rtol=1e-4, atol=1e-4)
 
 
 def test_features_build_refuses_a_log_without_event_types_and_bad_names(setup, tmp_path, capsys):
