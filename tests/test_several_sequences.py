@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 import torch
 from fastapi.testclient import TestClient
 
@@ -41,8 +42,10 @@ from moon_features.serving.request_replay import request_batch
 from moon_features.serving.scorer import CTRScorer
 from moon_features.serving.settings import ServingSettings
 from moon_features.spec import FeatureSpec, SpecMismatchError
+from moon_features.store import redis_codec
 from moon_features.store.definitions import repo_objects
 from moon_features.store.online_reader import OnlineReader
+from moon_features.store.push import SequenceAppender
 from moon_features.store.repo import (DATA_DIR, SPEC_FILE, apply_repo, init_repo, load_spec, materialize_all, open_store,
                                      sqlite_config)
 from moon_features.store.sources import entity_rows
@@ -206,6 +209,31 @@ def test_events_append_a_purchase_to_both_sequences_and_a_click_to_the_main_one(
     events.close()
     health.close()
     scorer.close()
+
+
+def test_an_event_enters_all_of_its_sequences_or_none_on_redis(setup):
+    """One script appends to every sequence an event names: a purchase sequence row it cannot read
+    fails the whole event, and the main sequence is left as it was (no half-stored event)."""
+    store, spec = setup["stores"]["redis"], setup["spec"]
+    appender = SequenceAppender(store, spec)
+    user = int(users_with_history(setup["repo"], 3)[1])
+    (key,) = redis_codec.redis_keys("user_id", [user], store.config.project)
+    purchase_field = appender._fields[appender.further["purchase"]][0]
+    client = redis.Redis.from_url(f"redis://{REDIS}")
+    saved = client.hget(key, purchase_field)
+    before = OnlineReader(store, spec).user_features(user).hist_item_ids.tolist()
+    try:
+        client.hset(key, purchase_field, b"not a sequence")
+        with pytest.raises(redis.exceptions.ResponseError, match="not an int64 list"):
+            appender.append(user, 13, pd.Timestamp.now(tz="UTC"), also=("purchase",))
+        assert OnlineReader(store, spec).user_features(user).hist_item_ids.tolist() == before
+    finally:
+        client.hset(key, purchase_field, saved) if saved is not None else client.hdel(key, purchase_field)
+        client.close()
+        appender.close()
+    row = SequenceAppender(store, spec).append(user, 13, pd.Timestamp.now(tz="UTC"), also=("purchase",))
+    assert row["hist_item_ids"].tolist() == (before + [13])[-spec.max_len:]
+    assert OnlineReader(store, spec).user_features(user).histories["purchase"].tolist()[-1] == 13
 
 
 def test_the_http_service_reports_and_appends_every_sequence(setup):

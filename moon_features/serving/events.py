@@ -51,9 +51,9 @@ class EventService:
     def __init__(self, scorer, settings: ServingSettings, health: StoreHealth):
         self.scorer, self.settings, self.health = scorer, settings, health
         spec = scorer.reader.spec
-        self.appender = SequenceAppender(scorer.store, spec)
         # every positive event enters the main sequence; one of a sequence's event types, that one too
-        self.sequence_appenders = [(q.event_types, SequenceAppender(scorer.store, spec, q)) for q in spec.sequences]
+        self.appender = SequenceAppender(scorer.store, spec)
+        self.sequence_types = [(q.name, q.event_types) for q in spec.sequences]
         self.min_time = settings.min_event_time()
         self.max_future = timedelta(seconds=settings.events_max_future_s)
         self.event_types = settings.event_type_set()
@@ -93,18 +93,14 @@ class EventService:
         ids = self.scorer.ids
         user_code, item_code = int(ids.users.encode([user_id])[0]), int(ids.items.encode([item_id])[0])
         self.check_ids(user_code, item_code, item_id)
-        row = dict(self.appender.append(user_code, item_code, when))
-        for types, appender in self.sequence_appenders:
-            if event_type in types:
-                appender.append(user_code, item_code, when)
+        also = tuple(name for name, types in self.sequence_types if event_type in types)
+        row = dict(self.appender.append(user_code, item_code, when, also=also))
         row["user_id"] = user_id
         row["hist_item_ids"] = ids.items.decode(row["hist_item_ids"])
         return row
 
     def close(self) -> None:
         self.appender.close()
-        for _, appender in self.sequence_appenders:
-            appender.close()
 
 
 class CachedHealth:

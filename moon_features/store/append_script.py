@@ -1,4 +1,9 @@
-"""One atomic step for a new positive event on Redis: a Lua script appends to a user's sequence.
+"""One atomic step for a new positive event on Redis: a Lua script appends it to a user's sequences.
+
+ARGV: the item (encoded), L, the time in microseconds, the TTL, then one (ids field, length
+field, timestamp field) triple per sequence view the event enters (the main one first; its
+row is the answer). Every view is read and computed before one HSET writes them all, so an
+event enters all of its sequences or none of them (every view of a user is one Redis hash).
 
 Redis runs a script alone, so the read (the stored sequence and its time), the append, the trim
 to the last L items and the write happen with no other client in between: concurrent events for
@@ -16,10 +21,7 @@ newest row, and an event that arrives late must still be appended, not dropped).
 from __future__ import annotations
 
 SCRIPT = r"""
-local seq_field, len_field, ts_field = ARGV[1], ARGV[2], ARGV[3]
-local new_item, max_len, when_us, ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local stored = redis.call('HMGET', KEYS[1], seq_field, ts_field)
-local seq, ts = stored[1], stored[2]
+local new_item, max_len, when_us, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local function read_varint(s, pos)      -- returns (value as a number, next position); small values only
   local value, scale = 0, 1
@@ -51,59 +53,76 @@ local function varint(v)
   return table.concat(out)
 end
 
-local items = {}
-if seq and #seq > 0 then
-  if string.byte(seq, 1) ~= 0x72 then return redis.error_reply('MOON hist_item_ids is not an int64 list') end
-  local inner, pos = read_varint(seq, 2)
-  local stop = pos + inner
-  while pos < stop do
-    local tag
-    tag, pos = read_varint(seq, pos)
-    if tag == 10 then
-      local size
-      size, pos = read_varint(seq, pos)
-      local last = pos + size
-      while pos < last do
+-- one sequence view: its new value, length and timestamp, written by the caller (nil, error on a bad row)
+local function appended(seq_field, ts_field)
+  local stored = redis.call('HMGET', KEYS[1], seq_field, ts_field)
+  local seq, ts, t = stored[1], stored[2], when_us
+  local items = {}
+  if seq and #seq > 0 then
+    if string.byte(seq, 1) ~= 0x72 then return nil, 'MOON hist_item_ids is not an int64 list' end
+    local inner, pos = read_varint(seq, 2)
+    local stop = pos + inner
+    while pos < stop do
+      local tag
+      tag, pos = read_varint(seq, pos)
+      if tag == 10 then
+        local size
+        size, pos = read_varint(seq, pos)
+        local last = pos + size
+        while pos < last do
+          local v
+          v, pos = varint_bytes(seq, pos)
+          if not v then return nil, 'MOON truncated hist_item_ids' end
+          items[#items + 1] = v
+        end
+      elseif tag == 8 then
         local v
         v, pos = varint_bytes(seq, pos)
-        if not v then return redis.error_reply('MOON truncated hist_item_ids') end
+        if not v then return nil, 'MOON truncated hist_item_ids' end
         items[#items + 1] = v
+      else
+        return nil, 'MOON unexpected field in hist_item_ids'
       end
-    elseif tag == 8 then
-      local v
-      v, pos = varint_bytes(seq, pos)
-      if not v then return redis.error_reply('MOON truncated hist_item_ids') end
-      items[#items + 1] = v
-    else
-      return redis.error_reply('MOON unexpected field in hist_item_ids')
     end
   end
-end
-items[#items + 1] = new_item
-local first = math.max(1, #items - max_len + 1)
-local packed = table.concat(items, '', first, #items)
-local count = #items - first + 1
-local inner = '\10' .. varint(#packed) .. packed
-local value = '\114' .. varint(#inner) .. inner
+  items[#items + 1] = new_item
+  local first = math.max(1, #items - max_len + 1)
+  local packed = table.concat(items, '', first, #items)
+  local count = #items - first + 1
+  local inner = '\10' .. varint(#packed) .. packed
+  local value = '\114' .. varint(#inner) .. inner
 
-if ts and #ts > 0 then                  -- google.protobuf.Timestamp: 1 seconds, 2 nanos
-  local seconds, nanos, pos = 0, 0, 1
-  while pos <= #ts do
-    local tag, v
-    tag, pos = read_varint(ts, pos)
-    v, pos = read_varint(ts, pos)
-    if tag == 8 then seconds = v elseif tag == 16 then nanos = v end
+  if ts and #ts > 0 then                  -- google.protobuf.Timestamp: 1 seconds, 2 nanos
+    local seconds, nanos, pos = 0, 0, 1
+    while pos <= #ts do
+      local tag, v
+      tag, pos = read_varint(ts, pos)
+      v, pos = read_varint(ts, pos)
+      if tag == 8 then seconds = v elseif tag == 16 then nanos = v end
+    end
+    local stored_us = seconds * 1000000 + math.floor(nanos / 1000)
+    if t <= stored_us then t = stored_us + 1 end
   end
-  local stored_us = seconds * 1000000 + math.floor(nanos / 1000)
-  if when_us <= stored_us then when_us = stored_us + 1 end
-end
-local seconds = math.floor(when_us / 1000000)
-local micros = when_us - seconds * 1000000
-local stamp = ''
-if seconds > 0 then stamp = '\8' .. varint(seconds) end
-if micros > 0 then stamp = stamp .. '\16' .. varint(micros * 1000) end
+  local seconds = math.floor(t / 1000000)
+  local micros = t - seconds * 1000000
+  local stamp = ''
+  if seconds > 0 then stamp = '\8' .. varint(seconds) end
+  if micros > 0 then stamp = stamp .. '\16' .. varint(micros * 1000) end
 
-redis.call('HSET', KEYS[1], seq_field, value, len_field, '\32' .. varint(count), ts_field, stamp)
+  return value, count, stamp, t
+end
+
+-- every view first, then one HSET: the event enters all of its sequences or none
+local writes, result = {}, nil
+for i = 5, #ARGV, 3 do
+  local value, count, stamp, t = appended(ARGV[i], ARGV[i + 2])
+  if not value then return redis.error_reply(count) end
+  for _, v in ipairs({ARGV[i], value, ARGV[i + 1], '\32' .. varint(count), ARGV[i + 2], stamp}) do
+    writes[#writes + 1] = v
+  end
+  result = result or {value, string.format('%.0f', t)}   -- the first view's row is the answer
+end
+redis.call('HSET', KEYS[1], unpack(writes))
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-return {value, string.format('%.0f', when_us)}
+return result
 """

@@ -7,7 +7,9 @@ that row with its timestamp, appends the item, keeps the last L and writes the r
 Atomicity: two events for one user arriving together must both be kept (an acknowledged event
 is a stored event), so the read-modify-write is one step:
 * Redis: one Lua script (append_script.py) reads, appends, trims and writes Feast's layout;
-  Redis runs it alone, so it is atomic across threads, worker processes and machines.
+  Redis runs it alone, so it is atomic across threads, worker processes and machines. An event
+  that also enters further sequences (a purchase sequence) writes them in the same script call:
+  all of them or none.
 * SQLite: an exclusive lock file beside the database (plus a thread lock) around Feast's own
   read and push: atomic across the threads and processes of one machine, which is where an
   SQLite store lives.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -67,18 +70,30 @@ def _result(user_id: int, history, when: pd.Timestamp) -> dict:
             "event_timestamp": when.to_pydatetime().astimezone(timezone.utc)}
 
 
+@dataclass(frozen=True)
+class _Sequence:
+    """Where one behaviour sequence lives: its view, push source and (ids, length) columns."""
+
+    view: str
+    push_source: str
+    columns: tuple[str, str]
+
+    @classmethod
+    def of(cls, sequence: SequenceSpec | None) -> "_Sequence":
+        if sequence is None:  # the main one
+            return cls(SEQUENCE_VIEW, SEQUENCE_PUSH_SOURCE, ("hist_item_ids", "hist_len"))
+        return cls(sequence.view_name, sequence.push_source, (sequence.ids_column, sequence.len_column))
+
+
 class SequenceAppender:
-    """Appends positive events to users' online sequences; build one per store and reuse it
-    (it holds the Redis connection pool and the registered script).
+    """Appends positive events to users' online sequences: the main one, and the spec's further
+    sequences an event names. Build one per store and reuse it (it holds the Redis connection
+    pool and the registered script)."""
 
-    sequence: a behaviour sequence besides the main one (its own view, push source and columns);
-    None: the main one."""
-
-    def __init__(self, store: FeatureStore, spec: FeatureSpec, sequence: SequenceSpec | None = None):
+    def __init__(self, store: FeatureStore, spec: FeatureSpec):
         self.store, self.spec = store, spec
-        self.view = sequence.view_name if sequence else SEQUENCE_VIEW
-        self.push_source = sequence.push_source if sequence else SEQUENCE_PUSH_SOURCE
-        self.columns = (sequence.ids_column, sequence.len_column) if sequence else ("hist_item_ids", "hist_len")
+        self.main = _Sequence.of(None)
+        self.further = {q.name: _Sequence.of(q) for q in spec.sequences}
         self._redis = self._script = None
         if is_redis_config(store.config):
             self._init_redis()
@@ -88,43 +103,52 @@ class SequenceAppender:
 
         self._redis = RedisTransport(self.store.config.online_store)
         self._script = self._redis.client.register_script(SCRIPT)
-        layout = ViewLayout.of(self.store.get_feature_view(self.view), versioning_enabled(self.store.config))
-        ids, length = self.columns
-        self._fields = (layout.feature(ids).field, layout.feature(length).field, layout.ts_field)
+        versioned = versioning_enabled(self.store.config)
+        self._fields = {}
+        for seq in (self.main, *self.further.values()):
+            layout = ViewLayout.of(self.store.get_feature_view(seq.view), versioned)
+            ids, length = seq.columns
+            self._fields[seq] = (layout.feature(ids).field, layout.feature(length).field, layout.ts_field)
         self._ttl = int(getattr(self.store.config.online_store, "key_ttl_seconds", None) or 0)
 
-    def append(self, user_id: int, item_id: int, event_timestamp: datetime | pd.Timestamp) -> dict:
-        """Append `item_id` to the user's sequence; returns the row now stored.
+    def append(self, user_id: int, item_id: int, event_timestamp: datetime | pd.Timestamp,
+               also: tuple[str, ...] = ()) -> dict:
+        """Append `item_id` to the user's main sequence and to the further sequences named in
+        `also`; returns the main sequence's row now stored. On Redis one script writes them all
+        or none; elsewhere they are written in turn under the same lock.
 
         Returns {"user_id", "hist_item_ids" (np.int64, oldest first), "hist_len", "event_timestamp"}.
         Raises ValueError for a naive timestamp (its time zone would be a guess).
         """
         when = _utc_us(event_timestamp)
+        sequences = [self.main, *(self.further[name] for name in also)]
         if self._script is not None:
-            return self._append_redis(int(user_id), int(item_id), when)
+            return self._append_redis(int(user_id), int(item_id), when, sequences)
         with self._lock():
-            return self._append_feast(int(user_id), int(item_id), when)
+            rows = [self._append_feast(int(user_id), int(item_id), when, seq) for seq in sequences]
+        return rows[0]
 
-    def _append_redis(self, user_id: int, item_id: int, when: pd.Timestamp) -> dict:
+    def _append_redis(self, user_id: int, item_id: int, when: pd.Timestamp, sequences: list[_Sequence]) -> dict:
         (key,) = codec.redis_keys("user_id", [user_id], self.store.config.project)
-        args = [*self._fields, codec.varint(item_id), str(self.spec.max_len), str(when.value // 1000), str(self._ttl)]
+        args = [codec.varint(item_id), str(self.spec.max_len), str(when.value // 1000), str(self._ttl)]
+        args += [field for seq in sequences for field in self._fields[seq]]
         with self._redis.errors():
             value, stamped_us = self._script(keys=[key], args=args)
         history = codec.decode_int64_list(value)
         return _result(user_id, history, pd.Timestamp(int(stamped_us), unit="us", tz="UTC"))
 
-    def _append_feast(self, user_id: int, item_id: int, when: pd.Timestamp) -> dict:
-        history, stored_at = current_sequence(self.store, user_id, self.view, self.columns[0])
+    def _append_feast(self, user_id: int, item_id: int, when: pd.Timestamp, seq: _Sequence) -> dict:
+        history, stored_at = current_sequence(self.store, user_id, seq.view, seq.columns[0])
         history = (history + [item_id])[-self.spec.max_len:]
         if stored_at is not None and when <= pd.Timestamp(stored_at).tz_convert("UTC"):
             when = pd.Timestamp(stored_at).tz_convert("UTC").as_unit("us") + ONE_MICROSECOND
         row = pd.DataFrame({
             "user_id": pd.Series([user_id], dtype="int64"),
             "event_timestamp": pd.Series([when]),
-            self.columns[0]: [history],
-            self.columns[1]: pd.Series([len(history)], dtype="int64"),
+            seq.columns[0]: [history],
+            seq.columns[1]: pd.Series([len(history)], dtype="int64"),
         })
-        self.store.push(self.push_source, row, to=PushMode.ONLINE)
+        self.store.push(seq.push_source, row, to=PushMode.ONLINE)
         return _result(user_id, history, when)
 
     @contextmanager
