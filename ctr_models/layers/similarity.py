@@ -108,8 +108,9 @@ class SimilarityHeads(nn.Module):
         if hist_emb.shape[0] == 1:  # one history shared by every target (a serving request)
             return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
         # Training (B histories): divide the [B, L, H] dot products by the norms rather than
-        # normalise the [B, L, H, d] projections. Same cosines, half the elementwise work on the
-        # largest tensors forward and backward: the heads had made DIN's training step about 3x slower.
+        # normalise the [B, L, H, d] projections. Same cosines, less elementwise work on the
+        # largest tensors forward and backward, where the heads' training cost was
+        # (docs/benchmarks.md, "CTR throughput").
         q = self.proj(item_emb).unflatten(-1, (self.heads, self.head_dim))   # [B, H, d]
         k = self.proj(hist_emb).unflatten(-1, (self.heads, self.head_dim))   # [B, L, H, d]
         dots = (k * q.unsqueeze(1)).sum(dim=-1)                                # [B, L, H]
