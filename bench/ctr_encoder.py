@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--taste-dims", type=int, default=None,
+                    help="override the preset's taste_dims (0 turns the taste part off); default: the preset's")
     args = ap.parse_args(argv)
     out = Path(args.out)
     ds = read_movielens(args.data)
@@ -53,8 +55,9 @@ def main(argv=None) -> int:
     print(f"encoder log: {len(log):,} of {len(ds.interactions):,} interactions "
           "(training rows of splits A and B, no cold items)", flush=True)
     t0 = time.time()
+    model_overrides = {} if args.taste_dims is None else {"taste_dims": args.taste_dims}
     model_dir = train_encoder(replace(ds, interactions=log), args.preset, out / "encoder", seed=args.seed,
-                              schedule_overrides={"num_threads": args.threads})
+                              model_overrides=model_overrides, schedule_overrides={"num_threads": args.threads})
     rep = embed_catalogue(model_dir, ds, out / "item_moon_embedding_v1.parquet", version=1, num_threads=args.threads)
     print(f"trained in {(time.time() - t0) / 60:.1f} min incl. embedding; {rep.items_per_s} items/s -> {rep.path}")
     return 0
