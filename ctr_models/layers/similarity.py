@@ -106,7 +106,8 @@ class SimilarityHeads(nn.Module):
 
     def forward(self, item_emb: torch.Tensor, hist_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if hist_emb.shape[0] == 1:  # one history shared by every target (a serving request)
-            return self.pool(self.unit(item_emb), self.unit(hist_emb), mask)
+            n = int(mask.sum())  # its valid positions are the left-aligned prefix (length_mask)
+            return self.shared_pool(self.unit(item_emb), self.unit(hist_emb[0, :n]))
         # Training (B histories): divide the [B, L, H] dot products by the norms rather than
         # normalise the [B, L, H, d] projections. Same cosines, less elementwise work on the
         # largest tensors forward and backward, where the heads' training cost was
@@ -117,13 +118,14 @@ class SimilarityHeads(nn.Module):
         norms = k.norm(dim=-1).clamp(min=self.eps) * q.norm(dim=-1).clamp(min=self.eps).unsqueeze(1)
         return self.mean_max((dots / norms).transpose(1, 2), mask)
 
-    def pool(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Unit heads q [B, H, d], k [B or 1, L, H, d], mask [B or 1, L] -> [B, 2H] (mean, max)."""
-        if k.shape[0] == 1:  # one history shared by every target (a serving request)
-            sim = torch.einsum("bhd,lhd->bhl", q, k[0])
-        else:
-            sim = torch.einsum("bhd,blhd->bhl", q, k)
-        return self.mean_max(sim, mask)
+    def shared_pool(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Unit heads q [B, H, d] against one history's n valid items k [n, H, d] -> [B, 2H] (per
+        head the mean and the max cosine; 0 for n = 0). One [B, d] x [d, n] product per head and
+        no masking (the serving path: masking the padded [B, H, L] cosines cost more than the product)."""
+        if len(k) == 0:
+            return q.new_zeros(len(q), 2 * self.heads)
+        sim = q.transpose(0, 1) @ k.permute(1, 2, 0)  # [H, B, n]
+        return torch.cat([sim.mean(dim=2), sim.amax(dim=2)], dim=0).t()
 
     @staticmethod
     def mean_max(sim: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
